@@ -1,0 +1,125 @@
+// Public types: the input contract (config + batch), the output contract (plan), and the
+// typed-array shapes that flow between the stages of the planner.
+
+/** Cost model of one phase: cost(L) = perItem + perToken·L + perTokenSquared·L². Missing terms are 0. */
+export interface CostModel {
+  perItem?: number;
+  perToken?: number;
+  perTokenSquared?: number;
+}
+
+export interface PhaseConfig {
+  name: string;
+  /** Modalities whose segments this phase processes. */
+  modalities: string[];
+  /** "segment": every segment is an item; "example": every example with any of the modalities is one item. */
+  unit: 'segment' | 'example';
+  cost: CostModel;
+  /** Per-modality length scale for `unit: "example"` (length = Σ ceil(len × scale)). Default 1. */
+  scale?: Record<string, number>;
+  /** Cap on the sum of item lengths (tokens) on one rank. */
+  maxTokensPerRank?: number;
+  /** A rank's cost is count × cost of its longest item (padded batches). */
+  padding?: boolean;
+  /** Every rank gets the same number of items (±1). */
+  equalCount?: boolean;
+}
+
+export interface Config {
+  ranks: number;
+  ranksPerNode: number;
+  phases: PhaseConfig[];
+  /** Bytes moved per token of each modality when an item changes rank. Missing modality = 0. */
+  bytesPerToken?: Record<string, number>;
+}
+
+/** One line of the batch JSONL: `{"id":"ex17","rank":5,"text":812,"image":[576,576]}`. */
+export interface Example {
+  id: string | number;
+  rank: number;
+  [modality: string]: unknown;
+}
+
+export type Algorithm = 'none' | 'lpt' | 'kk' | 'padded' | 'best';
+export const ALGORITHMS: readonly Algorithm[] = ['none', 'lpt', 'kk', 'padded', 'best'];
+
+/**
+ * The batch after parsing: examples in input order. `segments[m]` holds, for modality m, a CSR
+ * layout: the segments of example e are lengths[offsets[e] .. offsets[e+1]).
+ */
+export interface Batch {
+  ids: string[];
+  /** Sampled data-parallel rank of each example. */
+  ranks: Int32Array;
+  segments: Map<string, { offsets: Uint32Array; lengths: Uint32Array }>;
+}
+
+/** The items of one phase, in a deterministic order (example order, then modality order, then k). */
+export interface PhaseItems {
+  phase: PhaseConfig;
+  ids: string[];
+  /** Index of the example each item belongs to. */
+  example: Uint32Array;
+  /** Sampled rank of the item (its example's rank). */
+  sampledRank: Int32Array;
+  /** Item length L in tokens (after scaling for `unit: "example"`). */
+  tokens: Uint32Array;
+  /** Bytes moved if the item changes rank. */
+  bytes: Float64Array;
+}
+
+/** Output contract, one rank of one phase. Extra fields may be added, never renamed. */
+export interface RankPlan {
+  items: string[];
+  cost: number;
+  tokens: number;
+  /** With `--exchange full`: the sampled rank of each item, parallel to `items`. */
+  from?: number[];
+  /** Encoder phases: the rank holding each item's example in the routing-target phase, parallel to `items`. */
+  routeRanks?: number[];
+}
+
+export interface ExchangeSummary {
+  movedItems: number;
+  bytes: number;
+  interNodeBytes: number;
+  intraNodeBytes: number;
+  /** Sparse all-to-all counts: [srcRank, dstRank, items, bytes] for src ≠ dst, sorted by (src, dst). */
+  pairs: [number, number, number, number][];
+}
+
+export interface PhasePlan {
+  name: string;
+  ranks: RankPlan[];
+  lowerBound: number;
+  maxCost: number;
+  meanCost: number;
+  exchange: ExchangeSummary;
+  /** Algorithm that produced this phase's groups (for `best`: which candidate won). */
+  algorithm: string;
+  items: number;
+  /** Name of the phase that encoder items are routed to (the last `unit: "example"` phase). */
+  routeTo?: string;
+}
+
+export interface PlanStats {
+  algorithm: Algorithm;
+  backend: 'cpu' | 'webgpu';
+  planMs: number;
+  adapter?: string;
+  stages?: Record<string, number>;
+}
+
+export interface Plan {
+  ranks: number;
+  phases: PhasePlan[];
+  stats: PlanStats;
+}
+
+export interface PlanOptions {
+  algorithm?: Algorithm;
+  /** "compact" (default) or "full" (adds per-rank `from` lists). */
+  exchange?: 'compact' | 'full';
+  /** Placement of groups onto ranks: "locality" (default) or "naive" (group i → rank i). */
+  placement?: 'locality' | 'naive';
+}
