@@ -1,0 +1,52 @@
+// Entry point of the `postbalance` command: dispatches to one module per subcommand so each
+// command's code (and its heavy imports, such as the GPU bindings) loads only when used.
+import { InputError } from './errors.js';
+
+export interface CliIO {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  readStdin: () => Promise<string>;
+}
+
+type CommandMain = (args: string[], io: CliIO) => Promise<number>;
+
+const COMMANDS: Record<string, { summary: string }> = {
+  plan: { summary: 'plan a batch: --batch FILE|- --config FILE [--algorithm best] [--backend auto|cpu|gpu] [--out FILE]' },
+  demo: { summary: 'plan a built-in multimodal workload with every algorithm and show before/after' },
+  simulate: { summary: 'simulate training step time per strategy (none, llm-only, orchestrated)' },
+  config: { summary: 'print a planner config derived from a model preset (--model NAME)' },
+  serve: { summary: 'long-lived planner sidecar speaking NDJSON over stdin/stdout' },
+};
+
+export function usage(): string {
+  const lines = ['usage: postbalance <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(9)} ${c.summary}`);
+  return lines.join('\n') + '\n';
+}
+
+export async function run(argv: string[], io: CliIO): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    io.stdout(usage());
+    return cmd ? 0 : 2;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    io.stderr(`postbalance: unknown command "${cmd}" (try: ${Object.keys(COMMANDS).join(', ')})\n`);
+    return 2;
+  }
+  try {
+    // A computed specifier keeps each command's imports lazy (and lets esbuild bundle them all).
+    const mod = (await import(`./commands/${cmd}.js`)) as { main: CommandMain };
+    return await mod.main(args, io);
+  } catch (e) {
+    if (e instanceof InputError) {
+      io.stderr(`postbalance: ${e.message}\n`);
+      return 1;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    io.stderr(`postbalance: internal error: ${msg.split('\n')[0]}\n`);
+    if (process.env.POSTBALANCE_DEBUG) io.stderr(String(e instanceof Error ? e.stack : e) + '\n');
+    return 70;
+  }
+}

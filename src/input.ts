@@ -1,0 +1,220 @@
+// Stage 1: parse and validate the config and the batch. Everything a user can get wrong is
+// caught here with a one-line error naming the line and the field, before any planning starts.
+import { inputError } from './errors.js';
+import type { Batch, Config, CostModel, Example, PhaseConfig } from './types.js';
+
+const MAX_U32 = 0xffffffff;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 40 ? s.slice(0, 37) + '...' : s;
+}
+
+function positiveInt(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_U32) {
+    throw inputError(where, `must be a positive integer, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function nonNegativeNumber(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw inputError(where, `must be a non-negative number, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function optionalBoolean(v: unknown, where: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw inputError(where, `must be true or false, got ${describe(v)}`);
+  return v;
+}
+
+function checkKeys(obj: Record<string, unknown>, allowed: string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw inputError(`${where}`, `unknown field "${k}" (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+function parseCost(v: unknown, where: string): CostModel {
+  if (!isObject(v)) throw inputError(where, `must be an object like {"perItem":40,"perToken":1,"perTokenSquared":0.00025}, got ${describe(v)}`);
+  checkKeys(v, ['perItem', 'perToken', 'perTokenSquared'], where);
+  const cost: CostModel = {};
+  for (const k of ['perItem', 'perToken', 'perTokenSquared'] as const) {
+    if (v[k] !== undefined) cost[k] = nonNegativeNumber(v[k], `${where}.${k}`);
+  }
+  return cost;
+}
+
+function parsePhase(v: unknown, i: number): PhaseConfig {
+  const where = `config phases[${i}]`;
+  if (!isObject(v)) throw inputError(where, `must be an object, got ${describe(v)}`);
+  checkKeys(v, ['name', 'modalities', 'unit', 'cost', 'scale', 'maxTokensPerRank', 'padding', 'equalCount'], where);
+  if (typeof v.name !== 'string' || v.name === '') throw inputError(`${where}.name`, `must be a non-empty string, got ${describe(v.name)}`);
+  const name = v.name;
+  const w = `config phase "${name}"`;
+  if (!Array.isArray(v.modalities) || v.modalities.length === 0 || !v.modalities.every((m) => typeof m === 'string' && m !== '')) {
+    throw inputError(`${w} modalities`, `must be a non-empty array of modality names, got ${describe(v.modalities)}`);
+  }
+  const modalities = v.modalities as string[];
+  if (new Set(modalities).size !== modalities.length) throw inputError(`${w} modalities`, 'lists a modality twice');
+  if (modalities.includes('id') || modalities.includes('rank')) throw inputError(`${w} modalities`, '"id" and "rank" are reserved batch fields');
+  const unit = v.unit ?? 'segment';
+  if (unit !== 'segment' && unit !== 'example') throw inputError(`${w} unit`, `must be "segment" or "example", got ${describe(v.unit)}`);
+  const phase: PhaseConfig = { name, modalities, unit, cost: parseCost(v.cost, `${w} cost`) };
+  if (v.scale !== undefined) {
+    if (!isObject(v.scale)) throw inputError(`${w} scale`, `must be an object of modality → factor, got ${describe(v.scale)}`);
+    const scale: Record<string, number> = {};
+    for (const [m, f] of Object.entries(v.scale)) {
+      if (!modalities.includes(m)) throw inputError(`${w} scale.${m}`, `"${m}" is not one of this phase's modalities`);
+      if (typeof f !== 'number' || !Number.isFinite(f) || f <= 0) throw inputError(`${w} scale.${m}`, `must be a positive number, got ${describe(f)}`);
+      scale[m] = f;
+    }
+    phase.scale = scale;
+  }
+  if (v.maxTokensPerRank !== undefined) phase.maxTokensPerRank = positiveInt(v.maxTokensPerRank, `${w} maxTokensPerRank`);
+  const padding = optionalBoolean(v.padding, `${w} padding`);
+  if (padding !== undefined) phase.padding = padding;
+  const equalCount = optionalBoolean(v.equalCount, `${w} equalCount`);
+  if (equalCount !== undefined) phase.equalCount = equalCount;
+  return phase;
+}
+
+/** Validate a parsed config object (e.g. from a sidecar request). */
+export function validateConfig(obj: unknown): Config {
+  if (!isObject(obj)) throw inputError('config', `must be a JSON object, got ${describe(obj)}`);
+  checkKeys(obj, ['ranks', 'ranksPerNode', 'phases', 'bytesPerToken'], 'config');
+  const ranks = positiveInt(obj.ranks, 'config ranks');
+  const ranksPerNode = obj.ranksPerNode === undefined ? Math.min(8, ranks) : positiveInt(obj.ranksPerNode, 'config ranksPerNode');
+  if (!Array.isArray(obj.phases) || obj.phases.length === 0) throw inputError('config phases', `must be a non-empty array, got ${describe(obj.phases)}`);
+  const phases = obj.phases.map(parsePhase);
+  const names = new Set<string>();
+  for (const p of phases) {
+    if (names.has(p.name)) throw inputError('config phases', `phase name "${p.name}" appears twice`);
+    names.add(p.name);
+  }
+  const config: Config = { ranks, ranksPerNode, phases };
+  if (obj.bytesPerToken !== undefined) {
+    if (!isObject(obj.bytesPerToken)) throw inputError('config bytesPerToken', `must be an object of modality → bytes, got ${describe(obj.bytesPerToken)}`);
+    const known = modalitiesOf(config);
+    const bpt: Record<string, number> = {};
+    for (const [m, b] of Object.entries(obj.bytesPerToken)) {
+      if (!known.includes(m)) throw inputError(`config bytesPerToken.${m}`, `"${m}" is not a modality of any phase`);
+      bpt[m] = nonNegativeNumber(b, `config bytesPerToken.${m}`);
+    }
+    config.bytesPerToken = bpt;
+  }
+  return config;
+}
+
+export function parseConfig(text: string): Config {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw inputError('config', `malformed JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  return validateConfig(obj);
+}
+
+/** Every modality of the config, in order of first appearance across phases. */
+export function modalitiesOf(config: Config): string[] {
+  const out: string[] = [];
+  for (const p of config.phases) for (const m of p.modalities) if (!out.includes(m)) out.push(m);
+  return out;
+}
+
+/** Incrementally builds the CSR batch from validated examples. */
+function batchBuilder(config: Config) {
+  const modalities = modalitiesOf(config);
+  const ids: string[] = [];
+  const ranks: number[] = [];
+  const seen = new Map<string, string>();
+  const lens = new Map<string, number[]>(modalities.map((m) => [m, []]));
+  const offs = new Map<string, number[]>(modalities.map((m) => [m, [0]]));
+
+  function length(v: unknown, where: string): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_U32) {
+      throw inputError(where, `length must be a non-negative integer, got ${describe(v)}`);
+    }
+    return v;
+  }
+
+  function add(ex: unknown, where: string): void {
+    if (!isObject(ex)) throw inputError(where, `must be a JSON object, got ${describe(ex)}`);
+    const id = ex.id;
+    if ((typeof id !== 'string' || id === '') && (typeof id !== 'number' || !Number.isFinite(id))) {
+      throw inputError(`${where}, field "id"`, `must be a non-empty string or a number, got ${describe(id)}`);
+    }
+    const sid = String(id);
+    const first = seen.get(sid);
+    if (first !== undefined) throw inputError(`${where}, field "id"`, `duplicate id ${JSON.stringify(sid)} (first at ${first})`);
+    seen.set(sid, where);
+    const rank = ex.rank;
+    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= config.ranks) {
+      throw inputError(`${where}, field "rank"`, `must be an integer in [0, ${config.ranks}), got ${describe(rank)}`);
+    }
+    for (const k of Object.keys(ex)) {
+      if (k !== 'id' && k !== 'rank' && !lens.has(k)) {
+        throw inputError(`${where}, field "${k}"`, `unknown modality (config declares: ${modalities.join(', ')})`);
+      }
+    }
+    for (const m of modalities) {
+      const v = ex[m];
+      const l = lens.get(m)!;
+      if (v === undefined || v === null) {
+        // no segments of this modality
+      } else if (Array.isArray(v)) {
+        for (let k = 0; k < v.length; k++) l.push(length(v[k], `${where}, field "${m}"[${k}]`));
+      } else {
+        l.push(length(v, `${where}, field "${m}"`));
+      }
+      offs.get(m)!.push(l.length);
+    }
+    ids.push(sid);
+    ranks.push(rank);
+  }
+
+  function finish(): Batch {
+    const segments = new Map<string, { offsets: Uint32Array; lengths: Uint32Array }>();
+    for (const m of modalities) segments.set(m, { offsets: Uint32Array.from(offs.get(m)!), lengths: Uint32Array.from(lens.get(m)!) });
+    return { ids, ranks: Int32Array.from(ranks), segments };
+  }
+
+  return { add, finish };
+}
+
+/** Parse a JSONL batch (one example per line; blank lines are skipped). */
+export function parseBatch(text: string, config: Config): Batch {
+  const b = batchBuilder(config);
+  let lineNo = 0;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    lineNo++;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
+    if (line === '') continue;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (e) {
+      throw inputError(`batch line ${lineNo}`, `malformed JSON (${(e as Error).message.split('\n')[0]})`);
+    }
+    b.add(obj, `batch line ${lineNo}`);
+  }
+  return b.finish();
+}
+
+/** Build a batch from example objects (the library's and the sidecar's entry point). */
+export function batchFromExamples(examples: readonly Example[] | readonly unknown[], config: Config): Batch {
+  if (!Array.isArray(examples)) throw inputError('batch', 'must be an array of examples');
+  const b = batchBuilder(config);
+  for (let i = 0; i < examples.length; i++) b.add(examples[i], `batch example ${i}`);
+  return b.finish();
+}
