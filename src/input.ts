@@ -133,6 +133,7 @@ function batchBuilder(config: Config) {
   const modalities = modalitiesOf(config);
   const ids: string[] = [];
   const ranks: number[] = [];
+  const lines: number[] = [];
   const seen = new Map<string, string>();
   const lens = new Map<string, number[]>(modalities.map((m) => [m, []]));
   const offs = new Map<string, number[]>(modalities.map((m) => [m, [0]]));
@@ -144,7 +145,7 @@ function batchBuilder(config: Config) {
     return v;
   }
 
-  function add(ex: unknown, where: string): void {
+  function add(ex: unknown, where: string, line = 0): void {
     if (!isObject(ex)) throw inputError(where, `must be a JSON object, got ${describe(ex)}`);
     const id = ex.id;
     if ((typeof id !== 'string' || id === '') && (typeof id !== 'number' || !Number.isFinite(id))) {
@@ -177,12 +178,15 @@ function batchBuilder(config: Config) {
     }
     ids.push(sid);
     ranks.push(rank);
+    lines.push(line);
   }
 
   function finish(): Batch {
     const segments = new Map<string, { offsets: Uint32Array; lengths: Uint32Array }>();
     for (const m of modalities) segments.set(m, { offsets: Uint32Array.from(offs.get(m)!), lengths: Uint32Array.from(lens.get(m)!) });
-    return { ids, ranks: Int32Array.from(ranks), segments };
+    const batch: Batch = { ids, ranks: Int32Array.from(ranks), segments };
+    if (lines.some((l) => l > 0)) batch.lines = Uint32Array.from(lines);
+    return batch;
   }
 
   return { add, finish };
@@ -206,7 +210,7 @@ export function parseBatch(text: string, config: Config): Batch {
     } catch (e) {
       throw inputError(`batch line ${lineNo}`, `malformed JSON (${(e as Error).message.split('\n')[0]})`);
     }
-    b.add(obj, `batch line ${lineNo}`);
+    b.add(obj, `batch line ${lineNo}`, lineNo);
   }
   return b.finish();
 }

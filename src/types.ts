@@ -52,6 +52,8 @@ export interface Batch {
   /** Sampled data-parallel rank of each example. */
   ranks: Int32Array;
   segments: Map<string, { offsets: Uint32Array; lengths: Uint32Array }>;
+  /** JSONL line number of each example (when parsed from JSONL), for error messages. */
+  lines?: Uint32Array;
 }
 
 /** The items of one phase, in a deterministic order (example order, then modality order, then k). */

@@ -1,0 +1,21 @@
+// Public library API: `import { plan } from 'postbalance'`.
+import { cpuAccelerator, type Accelerator } from './accel.js';
+import { batchFromExamples } from './input.js';
+import { planBatch } from './plan.js';
+import type { Batch, Config, Example, Plan, PlanOptions } from './types.js';
+
+export * from './types.js';
+export { InputError } from './errors.js';
+export { parseConfig, validateConfig, parseBatch, batchFromExamples, modalitiesOf } from './input.js';
+export { planBatch, formatPlan, routeTarget } from './plan.js';
+export { generateWorkload, demoConfig, toJsonl } from './workload.js';
+export { cpuAccelerator, type Accelerator, type CutResult } from './accel.js';
+
+/**
+ * Plan a global batch: examples as the CLI's JSONL objects (or an already parsed Batch).
+ * Deterministic: every rank calling this with the same input gets the same plan.
+ */
+export async function plan(batch: readonly Example[] | Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
+  const b = Array.isArray(batch) ? batchFromExamples(batch, config) : (batch as Batch);
+  return planBatch(b, config, options, accel);
+}

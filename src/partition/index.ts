@@ -1,0 +1,126 @@
+// Stage 4: partition a phase's items into R groups with the chosen algorithm, and the lower
+// bound every result is measured against.
+import type { Accelerator } from '../accel.js';
+import { InputError } from '../errors.js';
+import type { Algorithm } from '../types.js';
+import { feasible, groupLoads, maxOf, type PartitionInput } from './common.js';
+import { kk } from './kk.js';
+import { lpt, tokenFit } from './lpt.js';
+import { padded } from './padded.js';
+import { refine, repair } from './refine.js';
+
+export type { PartitionInput } from './common.js';
+export { groupLoads } from './common.js';
+
+/**
+ * Lower bound on the max group load of any valid grouping (integer cost units):
+ * max(total / R, largest item). With equal counts, a group of ⌊n/R⌋ items may hold the largest
+ * item, so it carries at least largest + the ⌊n/R⌋−1 smallest: that is the count-aware bound
+ * (⌊n/R⌋ rather than ⌈n/R⌉ because ranks may differ by one item). Token caps and padding keep
+ * the plain bound.
+ */
+export function lowerBound(inp: PartitionInput, total: number): number {
+  const { cost, order, groups: R } = inp;
+  const n = order.length;
+  if (n === 0) return 0;
+  let lb = Math.max(total / R, cost[order[0]]);
+  if (inp.equalCount) {
+    const q = Math.floor(n / R);
+    let s = cost[order[0]];
+    for (let k = 1; k < q; k++) s += cost[order[n - k]];
+    lb = Math.max(lb, s);
+  }
+  return lb;
+}
+
+export interface PartitionResult {
+  group: Int32Array;
+  /** Which algorithm produced it ("best" reports its winning candidate, e.g. "lpt+refine"). */
+  algorithm: string;
+}
+
+function sampledLayout(sampledRank: Int32Array): Int32Array {
+  return Int32Array.from(sampledRank);
+}
+
+/** A valid starting grouping from LPT, falling back to a token-balancing fit, then repaired. */
+function lptValid(inp: PartitionInput, phaseName: string): Int32Array {
+  let g = lpt(inp);
+  if (g && feasible(inp, g)) return g;
+  g = g ?? tokenFit(inp);
+  const fixed = g ? repair(inp, g) : null;
+  if (!fixed || !feasible(inp, fixed)) {
+    throw new InputError(`phase "${phaseName}": could not place the items within maxTokensPerRank ${inp.cap}${inp.equalCount ? ' with equal counts' : ''} (cap too tight for this batch)`);
+  }
+  return fixed;
+}
+
+/** KK, then repaired to the constraints; null if it cannot be made valid. */
+function kkValid(inp: PartitionInput): Int32Array | null {
+  const g = kk(inp);
+  if (feasible(inp, g)) return g;
+  const fixed = repair(inp, g);
+  return fixed && feasible(inp, fixed) ? fixed : null;
+}
+
+export async function partition(
+  inp: PartitionInput,
+  algorithm: Algorithm,
+  sampledRank: Int32Array,
+  total: number,
+  accel: Accelerator,
+  phaseName: string,
+): Promise<PartitionResult> {
+  const lb = lowerBound(inp, total);
+  const target = Math.ceil(lb);
+  switch (algorithm) {
+    case 'none':
+      return { group: sampledLayout(sampledRank), algorithm: 'none' };
+    case 'lpt':
+      return { group: lptValid(inp, phaseName), algorithm: 'lpt' };
+    case 'kk': {
+      const g = kkValid(inp);
+      if (!g) throw new InputError(`phase "${phaseName}": kk could not be made to respect the phase's constraints; use lpt or best`);
+      return { group: g, algorithm: 'kk' };
+    }
+    case 'padded': {
+      const g = await padded(inp, lb, accel);
+      if (feasible(inp, g)) return { group: g, algorithm: 'padded' };
+      const fixed = repair(inp, g);
+      if (!fixed || !feasible(inp, fixed)) throw new InputError(`phase "${phaseName}": padded could not respect the phase's constraints; use lpt or best`);
+      return { group: fixed, algorithm: 'padded' };
+    }
+    case 'best':
+      return best(inp, target, lb, accel, phaseName);
+  }
+}
+
+/**
+ * Never worse than LPT or KK: refine LPT; if that does not reach the bound, also refine KK
+ * (and, for padded phases, try the contiguous cut) and keep the lightest max load (ties go to
+ * the earlier candidate, so the choice is deterministic).
+ */
+async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string): Promise<PartitionResult> {
+  const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
+  const candidates: PartitionResult[] = [];
+  const polish = (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }));
+  const first = lptValid(inp, phaseName);
+  const firstScore = score(first);
+  candidates.push({ group: polish(first), algorithm: inp.padding ? 'lpt' : 'lpt+refine' });
+  if (score(candidates[0].group) > target || inp.padding) {
+    const k = kkValid(inp);
+    if (k) candidates.push({ group: polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
+    if (inp.padding) {
+      const p = await padded(inp, lb, accel);
+      const pv = feasible(inp, p) ? p : repair(inp, p);
+      if (pv && feasible(inp, pv)) candidates.push({ group: pv, algorithm: 'padded' });
+    }
+  }
+  let win = candidates[0], winScore = score(win.group);
+  for (const c of candidates.slice(1)) {
+    const s = score(c.group);
+    if (s < winScore) { win = c; winScore = s; }
+  }
+  if (winScore > firstScore) throw new Error('best: refinement made a grouping worse'); // cannot happen: refine only accepts improvements
+  return win;
+}

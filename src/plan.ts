@@ -1,0 +1,164 @@
+// Stage 7: the plan. Runs items → cost → partition → placement → exchange for every phase,
+// checks that every item lands exactly once, and builds the output contract.
+import { cpuAccelerator, type Accelerator } from './accel.js';
+import { quantiseCosts } from './cost.js';
+import { InputError } from './errors.js';
+import { exchangeMatrix } from './exchange.js';
+import { buildPhaseItems } from './items.js';
+import { groupLoads, lowerBound, partition, type PartitionInput } from './partition/index.js';
+import { placeGroups, placeNaive } from './placement.js';
+import type { Batch, Config, PhaseItems, PhasePlan, Plan, PlanOptions, RankPlan } from './types.js';
+
+/** The phase encoder items are routed to: the last phase whose unit is the whole example. */
+export function routeTarget(config: Config): number {
+  for (let p = config.phases.length - 1; p >= 0; p--) if (config.phases[p].unit === 'example') return p;
+  return -1;
+}
+
+function exampleLabel(batch: Batch, e: number): string {
+  const line = batch.lines?.[e];
+  return line ? `batch line ${line}` : `batch example ${JSON.stringify(batch.ids[e])}`;
+}
+
+/** Bad inputs that only show once items exist: empty phases, impossible caps and counts. */
+function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
+  const { phase } = items;
+  const n = items.tokens.length;
+  if (n === 0) throw new InputError(`phase "${phase.name}": no items in the batch (no example has ${phase.modalities.join(' or ')})`);
+  if (phase.equalCount && n < R) throw new InputError(`phase "${phase.name}" equalCount: ${n} items cannot give each of ${R} ranks an equal count (need at least ${R} items)`);
+  const cap = phase.maxTokensPerRank;
+  if (cap !== undefined) {
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      if (items.tokens[i] > cap) {
+        throw new InputError(`${exampleLabel(batch, items.example[i])}: item "${items.ids[i]}" has ${items.tokens[i]} tokens, over phase "${phase.name}" maxTokensPerRank ${cap}`);
+      }
+      total += items.tokens[i];
+    }
+    if (total > cap * R) throw new InputError(`phase "${phase.name}" maxTokensPerRank: ${total} tokens cannot fit ${R} ranks × ${cap} (infeasible cap)`);
+  }
+}
+
+export async function planBatch(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
+  const t0 = performance.now();
+  const algorithm = options.algorithm ?? 'best';
+  const R = config.ranks;
+  const stages: Record<string, number> = { items: 0, sort: 0, partition: 0, placement: 0, output: 0 };
+  let t = performance.now();
+  const lap = (stage: string) => { const now = performance.now(); stages[stage] += now - t; t = now; };
+
+  const allItems = buildPhaseItems(batch, config);
+  for (const items of allItems) checkPhase(items, batch, R);
+  lap('items');
+
+  const phaseRanks: Int32Array[] = [];
+  const partial: Omit<PhasePlan, 'ranks'>[] = [];
+  const loadsPerPhase: Float64Array[] = [];
+  const scales: number[] = [];
+  for (const items of allItems) {
+    const { phase } = items;
+    const costs = quantiseCosts(items);
+    // Costs are non-decreasing in length, so sorting by length descending (ties by index)
+    // is sorting by cost descending: one u32 key, the GPU's radix sort.
+    const order = await accel.sortDesc(items.tokens);
+    lap('sort');
+    const inp: PartitionInput = {
+      cost: costs.cost, tokens: items.tokens, order, groups: R,
+      cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
+    };
+    const lb = lowerBound(inp, costs.total);
+    const { group, algorithm: used } = await partition(inp, algorithm, items.sampledRank, costs.total, accel, phase.name);
+    lap('partition');
+    const rankOfGroup = algorithm === 'none'
+      ? placeNaive(R)
+      : options.placement === 'naive' ? placeNaive(R) : placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode);
+    const rank = new Int32Array(group.length);
+    for (let i = 0; i < group.length; i++) rank[i] = rankOfGroup[group[i]];
+    const exchange = exchangeMatrix(items.sampledRank, rank, items.bytes, R, config.ranksPerNode);
+    lap('placement');
+    const loads = groupLoads(inp, rank);
+    let max = 0;
+    for (let r = 0; r < R; r++) if (loads[r] > max) max = loads[r];
+    phaseRanks.push(rank);
+    loadsPerPhase.push(loads);
+    scales.push(costs.scale);
+    partial.push({
+      name: phase.name,
+      lowerBound: lb / costs.scale,
+      maxCost: max / costs.scale,
+      meanCost: costs.total / R / costs.scale,
+      exchange,
+      algorithm: used,
+      items: group.length,
+    });
+  }
+
+  // Encoder items are routed to the rank that holds their example in the target phase.
+  const target = routeTarget(config);
+  let rankOfExample: Int32Array | null = null;
+  if (target >= 0) {
+    rankOfExample = new Int32Array(batch.ids.length).fill(-1);
+    const ex = allItems[target].example, rk = phaseRanks[target];
+    for (let i = 0; i < ex.length; i++) rankOfExample[ex[i]] = rk[i];
+  }
+
+  const phases: PhasePlan[] = allItems.map((items, p) => {
+    const ranks = rankEntries(items, phaseRanks[p], loadsPerPhase[p], scales[p], R, {
+      from: options.exchange === 'full',
+      route: rankOfExample && items.phase.unit === 'segment' ? rankOfExample : null,
+    });
+    const { name, ...rest } = partial[p];
+    const out: PhasePlan = { name, ranks, ...rest };
+    if (rankOfExample && items.phase.unit === 'segment') out.routeTo = config.phases[target].name;
+    return out;
+  });
+  lap('output');
+  const plan: Plan = {
+    ranks: R,
+    phases,
+    stats: { algorithm, backend: accel.backend, planMs: round3(performance.now() - t0), adapter: accel.adapter, stages: roundAll(stages) },
+  };
+  return plan;
+}
+
+/** Per-rank lists in item order; checks that every item is placed exactly once. */
+function rankEntries(
+  items: PhaseItems, rank: Int32Array, loads: Float64Array, scale: number, R: number,
+  extra: { from: boolean; route: Int32Array | null },
+): RankPlan[] {
+  const n = rank.length;
+  const count = new Uint32Array(R);
+  for (let i = 0; i < n; i++) {
+    const r = rank[i];
+    if (!(r >= 0 && r < R)) throw new Error(`phase "${items.phase.name}": item ${items.ids[i]} was not placed`);
+    count[r]++;
+  }
+  const out: RankPlan[] = [];
+  for (let r = 0; r < R; r++) {
+    const e: RankPlan = { items: new Array<string>(count[r]), cost: loads[r] / scale, tokens: 0 };
+    if (extra.from) e.from = new Array<number>(count[r]);
+    if (extra.route) e.routeRanks = new Array<number>(count[r]);
+    out.push(e);
+  }
+  const fill = new Uint32Array(R);
+  for (let i = 0; i < n; i++) {
+    const r = rank[i], e = out[r], k = fill[r]++;
+    e.items[k] = items.ids[i];
+    e.tokens += items.tokens[i];
+    if (e.from) e.from[k] = items.sampledRank[i];
+    if (e.routeRanks && extra.route) e.routeRanks[k] = extra.route[items.example[i]];
+  }
+  return out;
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+function roundAll(r: Record<string, number>): Record<string, number> {
+  const o: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r)) o[k] = round3(v);
+  return o;
+}
+
+/** The CLI's output: one JSON document. Sidecar responses embed the same object. */
+export function formatPlan(plan: Plan): string {
+  return JSON.stringify(plan);
+}
