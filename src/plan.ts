@@ -84,9 +84,9 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
     scales.push(costs.scale);
     partial.push({
       name: phase.name,
-      lowerBound: lb / costs.scale,
-      maxCost: max / costs.scale,
-      meanCost: costs.total / R / costs.scale,
+      lowerBound: tidy(lb / costs.scale),
+      maxCost: tidy(max / costs.scale),
+      meanCost: tidy(costs.total / R / costs.scale),
       exchange,
       algorithm: used,
       items: group.length,
@@ -135,7 +135,7 @@ function rankEntries(
   }
   const out: RankPlan[] = [];
   for (let r = 0; r < R; r++) {
-    const e: RankPlan = { items: new Array<string>(count[r]), cost: loads[r] / scale, tokens: 0 };
+    const e: RankPlan = { items: new Array<string>(count[r]), cost: tidy(loads[r] / scale), tokens: 0 };
     if (extra.from) e.from = new Array<number>(count[r]);
     if (extra.route) e.routeRanks = new Array<number>(count[r]);
     out.push(e);
@@ -151,6 +151,11 @@ function rankEntries(
   return out;
 }
 
+/**
+ * Reported costs: the exact integer sum over the power-of-two scale, shown to 12 significant
+ * digits (far inside the 1e-6 contract, and free of binary-fraction noise like ...00046).
+ */
+const tidy = (x: number) => Number(x.toPrecision(12));
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 function roundAll(r: Record<string, number>): Record<string, number> {
   const o: Record<string, number> = {};

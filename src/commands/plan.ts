@@ -1,0 +1,42 @@
+// `postbalance plan`: read a JSONL batch and a JSON config, write the plan (the output contract
+// in the README) to stdout or --out. Nothing reaches stdout unless the whole plan succeeded.
+import { writeFile } from 'node:fs/promises';
+import { BACKENDS, getAccelerator } from '../backend.js';
+import type { CliIO } from '../cli.js';
+import { InputError } from '../errors.js';
+import { parseBatch, parseConfig } from '../input.js';
+import { formatPlan, planBatch } from '../plan.js';
+import { ALGORITHMS } from '../types.js';
+import { flags, oneOf, readInput } from './args.js';
+
+export async function main(args: string[], io: CliIO): Promise<number> {
+  const f = flags(args, {
+    batch: { type: 'string' },
+    config: { type: 'string' },
+    algorithm: { type: 'string' },
+    backend: { type: 'string' },
+    out: { type: 'string' },
+    exchange: { type: 'string' },
+    placement: { type: 'string' },
+    verbose: { type: 'boolean' },
+  });
+  if (!f.batch) throw new InputError('--batch FILE (or - for stdin) is required');
+  if (!f.config) throw new InputError('--config FILE is required');
+  const algorithm = oneOf(f.algorithm, ALGORITHMS, '--algorithm', 'best');
+  const backend = oneOf(f.backend, BACKENDS, '--backend', 'auto');
+  const exchange = oneOf(f.exchange, ['compact', 'full'] as const, '--exchange', 'compact');
+  const placement = oneOf(f.placement, ['locality', 'naive'] as const, '--placement', 'locality');
+  if (f.batch === '-' && f.config === '-') throw new InputError('--batch and --config cannot both be stdin');
+  const config = parseConfig(await readInput(f.config, '--config', io));
+  const batch = parseBatch(await readInput(f.batch, '--batch', io), config);
+  const accel = await getAccelerator(backend, { verbose: f.verbose, warn: (l) => io.stderr(l + '\n') });
+  try {
+    const plan = await planBatch(batch, config, { algorithm, exchange, placement }, accel);
+    const text = formatPlan(plan) + '\n';
+    if (f.out) await writeFile(f.out, text);
+    else io.stdout(text);
+  } finally {
+    accel.destroy();
+  }
+  return 0;
+}

@@ -1,0 +1,145 @@
+// Acquiring a WebGPU device through Dawn's Node bindings (npm `webgpu`), and compiling shaders
+// with errors reported as one line.
+
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { create, globals } from 'webgpu';
+
+/** No usable WebGPU adapter (or device) on this machine. */
+export class GpuUnavailableError extends Error {
+  constructor(message: string) {
+    super(message.replace(/\s*\n\s*/g, ' '));
+    this.name = 'GpuUnavailableError';
+  }
+}
+
+export interface GpuDevice {
+  device: GPUDevice;
+  /** e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe-llvm-15-0-6-256-bits (opengles)". */
+  adapterName: string;
+}
+
+/** Limits the kernels need, above the WebGPU defaults (compatibility mode defaults are lower). */
+const WANTED_LIMITS = {
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxStorageBufferBindingSize: 1 << 30,
+  maxBufferSize: 1 << 30,
+} as const;
+
+let globalsInstalled = false;
+
+/** GPUBufferUsage, GPUMapMode, ... are globals in a browser; Dawn's Node module exports them. */
+function installWebGpuGlobals(): void {
+  if (globalsInstalled) return;
+  for (const [name, value] of Object.entries(globals)) {
+    if (!(name in globalThis)) (globalThis as Record<string, unknown>)[name] = value;
+  }
+  globalsInstalled = true;
+}
+
+/**
+ * Runs `fn` with fd 2 pointed at /dev/null, for Dawn's warnings printed synchronously from
+ * native code ("artificially reduced", missing libvulkan, XDG_RUNTIME_DIR). Node has no dup2, so
+ * this reopens the original target through /proc/self/fd (Linux only) and relies on open()
+ * returning the lowest free descriptor; whenever that cannot be done safely, stderr stays as is.
+ */
+function withStderrSilenced<T>(fn: () => T): T {
+  if (process.platform !== 'linux') return fn();
+  let saved: number;
+  try {
+    fstatSync(0);
+    fstatSync(1); // fd 0 and 1 open, so the next open() after closing fd 2 returns 2
+    saved = openSync('/proc/self/fd/2', 'a'); // fails for sockets: then we do not silence
+  } catch {
+    return fn();
+  }
+  let silenced = false;
+  try {
+    closeSync(2);
+    const devNull = openSync('/dev/null', 'a');
+    silenced = devNull === 2;
+    if (!silenced) closeSync(devNull);
+    return fn();
+  } finally {
+    if (silenced) closeSync(2);
+    const restored = openSync(`/proc/self/fd/${saved}`, 'a');
+    if (restored !== 2) closeSync(restored);
+    closeSync(saved);
+  }
+}
+
+function adapterLabel(adapter: GPUAdapter, backend: string): string {
+  const info = adapter.info;
+  const name = [info.device, info.description, info.vendor, info.architecture]
+    .map((s) => (s ?? '').trim().replace(/[-\s]+$/, ''))
+    .find((s) => s.length > 0) ?? 'unknown adapter';
+  return backend === 'default' ? name : `${name} (${backend})`;
+}
+
+function limitsFor(adapter: GPUAdapter): Record<string, number> {
+  const out: Record<string, number> = {};
+  const available = adapter.limits as unknown as Record<string, number>;
+  for (const [key, wanted] of Object.entries(WANTED_LIMITS)) {
+    out[key] = Math.min(wanted, available[key] ?? wanted);
+  }
+  return out;
+}
+
+/**
+ * The default adapter (Vulkan/Metal/D3D12 on real GPUs), else the OpenGL ES compatibility
+ * adapter (Mesa llvmpipe on a headless Linux box, through surfaceless EGL).
+ */
+export async function acquireDevice(opts: { verbose?: boolean } = {}): Promise<GpuDevice> {
+  installWebGpuGlobals();
+  // Without a display, Mesa's EGL needs the surfaceless platform or eglInitialize fails.
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  const quiet = <T>(fn: () => T): T => (opts.verbose ? fn() : withStderrSilenced(fn));
+  const attempts: { backend: string; flags: string[]; options: GPURequestAdapterOptions }[] = [
+    { backend: 'default', flags: [], options: {} },
+    { backend: 'opengles', flags: ['backend=opengles'], options: { featureLevel: 'compatibility' } },
+  ];
+  const failures: string[] = [];
+  for (const attempt of attempts) {
+    try {
+      // Dawn prints its warnings synchronously inside these calls, so only they are silenced.
+      const gpu = quiet(() => create(attempt.flags));
+      const adapter = await quiet(() => gpu.requestAdapter(attempt.options));
+      if (!adapter) { failures.push(`${attempt.backend}: no adapter`); continue; }
+      const device = await quiet(() => adapter.requestDevice({ requiredLimits: limitsFor(adapter) }));
+      // Keep the instance alive as long as the device (dawn.node tears both down together).
+      (device as unknown as { __postbalanceGpu?: GPU }).__postbalanceGpu = gpu;
+      return { device, adapterName: adapterLabel(adapter, attempt.backend) };
+    } catch (err) {
+      failures.push(`${attempt.backend}: ${(err as Error).message ?? String(err)}`);
+    }
+  }
+  throw new GpuUnavailableError(`no WebGPU adapter found (${failures.join('; ')})`);
+}
+
+/** Compiles WGSL; a compile error becomes a one-line Error naming the file, line and column. */
+export async function compileShader(device: GPUDevice, file: string, code: string): Promise<GPUShaderModule> {
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ label: file, code });
+  const info = await module.getCompilationInfo();
+  const scopeError = await device.popErrorScope();
+  const firstError = info.messages.find((m) => m.type === 'error');
+  if (firstError) {
+    throw new Error(`WGSL compile error in shaders/${file}:${firstError.lineNum}:${firstError.linePos}: ${firstError.message.replace(/\s*\n\s*/g, ' ')}`);
+  }
+  if (scopeError) {
+    throw new Error(`WGSL error in shaders/${file}: ${scopeError.message.split('\n')[0]}`);
+  }
+  return module;
+}
+
+/** A compute pipeline with an auto layout; validation errors become one-line Errors. */
+export async function createPipeline(device: GPUDevice, file: string, module: GPUShaderModule, entryPoint: string): Promise<GPUComputePipeline> {
+  try {
+    return await device.createComputePipelineAsync({ label: `${file}:${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
+  } catch (err) {
+    const message = ((err as Error).message ?? String(err)).split('\n')[0];
+    throw new Error(`cannot create pipeline ${entryPoint} from shaders/${file}: ${message}`);
+  }
+}

@@ -1,0 +1,133 @@
+// The sidecar's request format (docs/PYTORCH.md): one JSON object per line.
+//
+//   {"id":1,"config":{...}}                                   set the config for what follows
+//   {"id":2,"batch":[{"id":"ex0","rank":0,"text":40,"image":[576]}, ...]}
+//   {"id":3,"compact":{"ids":[...],"ranks":[...],"lengths":{"text":[...],"image":[[...],...]}}}
+//   optional on a batch request: "algorithm", "exchange", "placement" (as the CLI's flags)
+//
+// Decoding turns a request into plain values and throws InputError with a one-line message for
+// anything malformed; the server turns that into {"id":..,"error":".."}.
+import { inputError } from '../errors.js';
+import { modalitiesOf } from '../input.js';
+import { ALGORITHMS, type Algorithm, type Config, type Example, type PlanOptions } from '../types.js';
+
+export type RequestId = string | number | null;
+
+export interface Request {
+  id: RequestId;
+  config?: unknown;
+  /** Examples in the CLI's JSONL shape (from `batch`, or expanded from `compact`). */
+  batch?: unknown;
+  compact?: unknown;
+  options: PlanOptions;
+}
+
+const REQUEST_KEYS = ['id', 'config', 'batch', 'compact', 'algorithm', 'exchange', 'placement'];
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isId(v: unknown): v is string | number {
+  return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+/**
+ * Best-effort id of a line we cannot (or will not) parse: a request that starts with
+ * `{"id":<number or string>` gets its error under that id, so a client waiting for that id is not
+ * left guessing. Anything else answers with id null.
+ */
+export function recoverId(head: string): RequestId {
+  const m = /^\s*\{\s*"id"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(head);
+  if (!m) return null;
+  try {
+    const v: unknown = JSON.parse(m[1]);
+    return isId(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Parse one line into a request. Throws InputError; `idOut.id` is set as soon as it is known. */
+export function decodeRequest(line: string, idOut: { id: RequestId }): Request {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch (e) {
+    idOut.id = recoverId(line.slice(0, 256));
+    throw inputError('request', `malformed JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (!isObject(obj)) throw inputError('request', 'must be a JSON object like {"id":1,"batch":[...]}');
+  if (isId(obj.id)) idOut.id = obj.id;
+  else if (obj.id === undefined) throw inputError('request', 'has no "id" (a number or a string)');
+  else throw inputError('request "id"', `must be a number or a string, got ${JSON.stringify(obj.id)}`);
+  for (const k of Object.keys(obj)) {
+    if (!REQUEST_KEYS.includes(k)) throw inputError('request', `unknown field "${k}" (allowed: ${REQUEST_KEYS.join(', ')})`);
+  }
+  if (obj.batch !== undefined && obj.compact !== undefined) throw inputError('request', 'has both "batch" and "compact": send one');
+  if (obj.config === undefined && obj.batch === undefined && obj.compact === undefined) {
+    throw inputError('request', 'needs "config", "batch" or "compact"');
+  }
+  const options: PlanOptions = {};
+  if (obj.algorithm !== undefined) {
+    if (!ALGORITHMS.includes(obj.algorithm as Algorithm)) throw inputError('request "algorithm"', `must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(obj.algorithm)}`);
+    options.algorithm = obj.algorithm as Algorithm;
+  }
+  if (obj.exchange !== undefined) {
+    if (obj.exchange !== 'compact' && obj.exchange !== 'full') throw inputError('request "exchange"', `must be "compact" or "full", got ${JSON.stringify(obj.exchange)}`);
+    options.exchange = obj.exchange;
+  }
+  if (obj.placement !== undefined) {
+    if (obj.placement !== 'locality' && obj.placement !== 'naive') throw inputError('request "placement"', `must be "locality" or "naive", got ${JSON.stringify(obj.placement)}`);
+    options.placement = obj.placement;
+  }
+  return { id: idOut.id, config: obj.config, batch: obj.batch, compact: obj.compact, options };
+}
+
+/**
+ * The compact form, column-wise:
+ *   ranks:   [r0, r1, ...]                 sampled rank of each example (its length n is the batch size)
+ *   ids:     [id0, id1, ...]               optional; default: the example's index 0..n-1
+ *   lengths: { modality: column }          each column is either
+ *              [len | [len, ...] | null, ...]   n entries, as the JSONL field (null = none), or
+ *              {"counts":[c0, ...], "values":[...]}  CSR: example e has the next c_e segments
+ * It expands to the same examples the JSONL would hold, so validation, item ids and the plan are
+ * exactly the CLI's (errors name "batch example <index>").
+ */
+export function expandCompact(compact: unknown, config: Config): Example[] {
+  if (!isObject(compact)) throw inputError('compact', 'must be an object {"ranks":[...],"lengths":{...}}');
+  for (const k of Object.keys(compact)) {
+    if (k !== 'ids' && k !== 'ranks' && k !== 'lengths') throw inputError('compact', `unknown field "${k}" (allowed: ids, ranks, lengths)`);
+  }
+  const { ranks, ids, lengths } = compact;
+  if (!Array.isArray(ranks)) throw inputError('compact.ranks', 'must be an array with the sampled rank of each example');
+  const n = ranks.length;
+  if (ids !== undefined && (!Array.isArray(ids) || ids.length !== n)) throw inputError('compact.ids', `must be an array of ${n} ids (one per rank entry)`);
+  if (lengths !== undefined && !isObject(lengths)) throw inputError('compact.lengths', 'must be an object of modality → column');
+  const known = modalitiesOf(config);
+  const examples: Example[] = new Array(n);
+  for (let e = 0; e < n; e++) examples[e] = { id: ids ? (ids[e] as string | number) : e, rank: ranks[e] as number };
+  for (const [m, col] of Object.entries(lengths ?? {})) {
+    const where = `compact.lengths.${m}`;
+    if (!known.includes(m)) throw inputError(where, `unknown modality (config declares: ${known.join(', ')})`);
+    if (Array.isArray(col)) {
+      if (col.length !== n) throw inputError(where, `has ${col.length} entries for ${n} examples`);
+      for (let e = 0; e < n; e++) if (col[e] !== null && col[e] !== undefined) examples[e][m] = col[e];
+    } else if (isObject(col) && Array.isArray(col.counts) && Array.isArray(col.values)) {
+      const { counts, values } = col;
+      if (counts.length !== n) throw inputError(`${where}.counts`, `has ${counts.length} entries for ${n} examples`);
+      let off = 0;
+      for (let e = 0; e < n; e++) {
+        const c = counts[e];
+        if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) throw inputError(`${where}.counts[${e}]`, `must be a non-negative integer, got ${JSON.stringify(c)}`);
+        if (off + c > values.length) throw inputError(`${where}.values`, `has ${values.length} entries, counts need more`);
+        if (c > 0) examples[e][m] = values.slice(off, off + c);
+        off += c;
+      }
+      if (off !== values.length) throw inputError(`${where}.values`, `has ${values.length} entries, counts sum to ${off}`);
+    } else {
+      throw inputError(where, 'must be an array with one entry per example, or {"counts":[...],"values":[...]}');
+    }
+  }
+  return examples;
+}

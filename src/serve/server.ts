@@ -1,0 +1,93 @@
+// The sidecar's request loop, independent of process stdio so tests can drive it in-process.
+// Requests are handled strictly one at a time, in order: a response's position in the output
+// always matches its request's position in the input, which is what a synchronous client relies
+// on (ids are echoed as well, for clients that check).
+import type { Accelerator } from '../accel.js';
+import { InputError } from '../errors.js';
+import { batchFromExamples, validateConfig } from '../input.js';
+import { formatPlan, planBatch } from '../plan.js';
+import type { Config, PlanOptions } from '../types.js';
+import { readLines, type Line } from './lines.js';
+import { decodeRequest, expandCompact, recoverId, type RequestId } from './protocol.js';
+
+export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024;
+
+export interface ServeOptions {
+  /** Created once by the caller and reused for every request (a GPU device stays warm). */
+  accel: Accelerator;
+  /** Lines longer than this get an error response without being parsed. */
+  maxRequestBytes?: number;
+  /** Defaults for requests that do not set algorithm / exchange / placement. */
+  defaults?: PlanOptions;
+}
+
+export interface ServeStats {
+  requests: number;
+  errors: number;
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function errorResponse(id: RequestId, message: string): string {
+  return JSON.stringify({ id, error: message.replace(/\s*\n\s*/g, ' ') });
+}
+
+export class Session {
+  private config: Config | null = null;
+  readonly stats: ServeStats = { requests: 0, errors: 0 };
+
+  constructor(private readonly opts: ServeOptions) {}
+
+  /** One input line → one response line (no trailing newline), or null for a blank line. */
+  async handle(line: Line): Promise<string | null> {
+    if (line.kind === 'oversized') {
+      this.stats.requests++;
+      this.stats.errors++;
+      const limit = this.opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+      return errorResponse(recoverId(line.head), `request: ${line.bytes} bytes is over the limit of ${limit} bytes (serve --max-request-bytes)`);
+    }
+    if (line.text.trim() === '') return null;
+    this.stats.requests++;
+    const t0 = performance.now();
+    const idOut: { id: RequestId } = { id: null };
+    try {
+      const req = decodeRequest(line.text, idOut);
+      if (req.config !== undefined) this.config = validateConfig(req.config);
+      if (req.batch === undefined && req.compact === undefined) {
+        const c = this.config!;
+        return JSON.stringify({
+          id: req.id, ok: true, ranks: c.ranks, ranksPerNode: c.ranksPerNode, phases: c.phases.map((p) => p.name),
+          backend: this.opts.accel.backend, adapter: this.opts.accel.adapter,
+        });
+      }
+      const config = this.config;
+      if (!config) throw new InputError('request: no config yet: send {"id":..,"config":{...}} before batches');
+      const examples = req.compact !== undefined ? expandCompact(req.compact, config) : req.batch;
+      if (!Array.isArray(examples)) throw new InputError('request "batch": must be an array of examples');
+      const batch = batchFromExamples(examples, config);
+      const plan = await planBatch(batch, config, { ...this.opts.defaults, ...req.options }, this.opts.accel);
+      // Splice the CLI's exact serialisation in: the plan bytes are the CLI's bytes.
+      return `{"id":${JSON.stringify(req.id)},"plan":${formatPlan(plan)},"serveMs":${round3(performance.now() - t0)}}`;
+    } catch (e) {
+      this.stats.errors++;
+      if (e instanceof InputError) return errorResponse(idOut.id, e.message);
+      const msg = e instanceof Error ? e.message : String(e);
+      if (process.env.POSTBALANCE_DEBUG) process.stderr.write(String(e instanceof Error ? e.stack : e) + '\n');
+      return errorResponse(idOut.id, `internal error: ${msg.split('\n')[0]}`);
+    }
+  }
+}
+
+/** Serve until the input ends. `write` gets one response line (with its newline) at a time. */
+export async function serve(
+  input: AsyncIterable<Buffer | string>,
+  write: (s: string) => void | Promise<void>,
+  opts: ServeOptions,
+): Promise<ServeStats> {
+  const session = new Session(opts);
+  for await (const line of readLines(input, opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
+    const resp = await session.handle(line);
+    if (resp !== null) await write(resp + '\n');
+  }
+  return session.stats;
+}
