@@ -10,7 +10,7 @@ export type Line =
 
 const HEAD_BYTES = 256;
 
-export async function* readLines(input: AsyncIterable<Buffer | string>, maxBytes: number): AsyncGenerator<Line> {
+export async function* readLines(input: AsyncIterable<Buffer | string> | Iterable<Buffer | string>, maxBytes: number): AsyncGenerator<Line> {
   let parts: Buffer[] = [];
   let size = 0;          // bytes of the current line so far (kept or not)
   let head: Buffer | null = null; // set once the current line went over the limit

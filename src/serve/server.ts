@@ -80,7 +80,7 @@ export class Session {
 
 /** Serve until the input ends. `write` gets one response line (with its newline) at a time. */
 export async function serve(
-  input: AsyncIterable<Buffer | string>,
+  input: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   write: (s: string) => void | Promise<void>,
   opts: ServeOptions,
 ): Promise<ServeStats> {
