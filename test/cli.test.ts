@@ -1,0 +1,161 @@
+// The CLI as users and training controllers call it: the output format is a public contract
+// (pinned here byte for byte), bad input gives one line on stderr and a non-zero exit with
+// nothing on stdout, and the launcher exits cleanly.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '../src/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'postbalance-cli-'));
+const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+
+const CONFIG = {
+  ranks: 2, ranksPerNode: 1,
+  phases: [
+    { name: 'vision', modalities: ['image'], unit: 'segment', cost: { perItem: 1, perToken: 1 } },
+    { name: 'llm', modalities: ['text', 'image'], unit: 'example', scale: { image: 0.5 }, cost: { perToken: 1, perTokenSquared: 0.01 } },
+  ],
+  bytesPerToken: { text: 2, image: 10 },
+};
+const BATCH = [
+  '{"id":"a","rank":0,"text":10,"image":[8,4]}',
+  '{"id":"b","rank":0,"text":6}',
+  '{"id":7,"rank":1,"text":3,"image":2}',
+].join('\n') + '\n';
+
+async function cli(argv: string[], stdin = '') {
+  let out = '', err = '';
+  const code = await run(argv, { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, readStdin: async () => stdin });
+  return { code, out, err };
+}
+
+describe('plan output contract', () => {
+  const cfg = file('config.json', JSON.stringify(CONFIG));
+  const batch = file('batch.jsonl', BATCH);
+
+  it('is pinned byte for byte (phases) with the documented stats fields', async () => {
+    const { code, out, err } = await cli(['plan', '--batch', batch, '--config', cfg, '--algorithm', 'lpt', '--backend', 'cpu']);
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(out.endsWith('\n')).toBe(true);
+    const plan = JSON.parse(out);
+    expect(Object.keys(plan)).toEqual(['ranks', 'phases', 'stats']);
+    expect(plan.stats).toMatchObject({ algorithm: 'lpt', backend: 'cpu', adapter: 'cpu' });
+    expect(typeof plan.stats.planMs).toBe('number');
+    // vision items: a/image/0 (8 → cost 9), a/image/1 (4 → 5), 7/image/0 (2 → 3).
+    // llm items: a = 10 + 4 + 2 = 16 tokens (256·0.01 = 2.56 → 18.56), b = 6 (6.36), 7 = 3 + 1 = 4 (4.16).
+    expect(JSON.stringify(plan.phases)).toBe(JSON.stringify([
+      {
+        name: 'vision',
+        ranks: [
+          { items: ['a/image/0'], cost: 9, tokens: 8, routeRanks: [0] },
+          { items: ['a/image/1', '7/image/0'], cost: 8, tokens: 6, routeRanks: [0, 1] },
+        ],
+        lowerBound: 9, maxCost: 9, meanCost: 8.5,
+        exchange: { movedItems: 1, bytes: 40, interNodeBytes: 40, intraNodeBytes: 0, pairs: [[0, 1, 1, 40]] },
+        algorithm: 'lpt', items: 3, routeTo: 'llm',
+      },
+      {
+        name: 'llm',
+        ranks: [
+          { items: ['a'], cost: 18.56, tokens: 16 },
+          { items: ['b', '7'], cost: 10.52, tokens: 10 },
+        ],
+        lowerBound: 18.56, maxCost: 18.56, meanCost: 14.54,
+        exchange: { movedItems: 1, bytes: 12, interNodeBytes: 12, intraNodeBytes: 0, pairs: [[0, 1, 1, 12]] },
+        algorithm: 'lpt', items: 3,
+      },
+    ]));
+  });
+
+  it('--exchange full adds per-rank `from` lists; --out writes the same document', async () => {
+    const outFile = join(dir, 'plan.json');
+    const a = await cli(['plan', '--batch', batch, '--config', cfg, '--exchange', 'full', '--backend', 'cpu']);
+    const b = await cli(['plan', '--batch', batch, '--config', cfg, '--exchange', 'full', '--backend', 'cpu', '--out', outFile]);
+    expect(b.out).toBe('');
+    const fromA = JSON.parse(a.out).phases[0].ranks.map((r: { from: number[] }) => r.from);
+    expect(fromA.flat().sort()).toEqual([0, 0, 1]);
+    const { readFileSync } = await import('node:fs');
+    expect(JSON.parse(readFileSync(outFile, 'utf8')).phases).toEqual(JSON.parse(a.out).phases);
+  });
+
+  it('reads the batch from stdin with --batch -', async () => {
+    const viaFile = await cli(['plan', '--batch', batch, '--config', cfg, '--backend', 'cpu']);
+    const viaStdin = await cli(['plan', '--batch', '-', '--config', cfg, '--backend', 'cpu'], BATCH);
+    expect(JSON.parse(viaStdin.out).phases).toEqual(JSON.parse(viaFile.out).phases);
+  });
+});
+
+describe('bad input: one line naming the field and line, non-zero exit, nothing on stdout', () => {
+  const cfg = file('good.json', JSON.stringify(CONFIG));
+  const withConfig = (patch: (c: typeof CONFIG & Record<string, unknown>) => void) => {
+    const c = structuredClone(CONFIG) as typeof CONFIG & Record<string, unknown>;
+    patch(c);
+    return file(`cfg-${Math.abs(JSON.stringify(c).length)}-${Math.random().toString(36).slice(2)}.json`, JSON.stringify(c));
+  };
+  const cases: [string, string, string, RegExp][] = [
+    ['negative length', '{"id":"a","rank":0,"text":-3}', cfg, /batch line 1, field "text": length must be a non-negative integer, got -3/],
+    ['fractional length', '{"id":"a","rank":0,"text":3}\n{"id":"b","rank":1,"image":[2.5]}', cfg, /batch line 2, field "image"\[0\]: length must be a non-negative integer, got 2\.5/],
+    ['non-numeric length', '{"id":"a","rank":0,"text":"12"}', cfg, /batch line 1, field "text": length must be a non-negative integer/],
+    ['rank out of range', '{"id":"a","rank":2,"text":3}', cfg, /batch line 1, field "rank": must be an integer in \[0, 2\), got 2/],
+    ['duplicate id', '{"id":"a","rank":0,"text":3,"image":1}\n{"id":"a","rank":1,"text":3}', cfg, /batch line 2, field "id": duplicate id "a" \(first at batch line 1\)/],
+    ['unknown modality', '{"id":"a","rank":0,"text":3,"video":[4]}', cfg, /batch line 1, field "video": unknown modality/],
+    ['malformed JSON', '{"id":"a","rank":0,"text":3,"image":1}\n{"id":"b", rank:1}', cfg, /batch line 2: malformed JSON/],
+    ['phase with no items', '{"id":"a","rank":0,"text":3}', cfg, /phase "vision": no items in the batch/],
+    ['item over the cap', '{"id":"a","rank":0,"text":3,"image":[50]}', withConfig((c) => { (c.phases[0] as Record<string, unknown>).maxTokensPerRank = 40; }), /batch line 1: item "a\/image\/0" has 50 tokens, over phase "vision" maxTokensPerRank 40/],
+    ['infeasible cap', '{"id":"a","rank":0,"image":[30,30,30]}', withConfig((c) => { (c.phases[0] as Record<string, unknown>).maxTokensPerRank = 40; }), /phase "vision" maxTokensPerRank: 90 tokens cannot fit 2 ranks × 40 \(infeasible cap\)/],
+    ['equalCount with more ranks than items', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c.phases[1] as Record<string, unknown>).equalCount = true; }), /phase "llm" equalCount: 1 items cannot give each of 2 ranks an equal count/],
+    ['config: malformed JSON', '{"id":"a","rank":0,"text":3,"image":1}', file('bad.json', '{"ranks": 2,'), /config: malformed JSON/],
+    ['config: bad cost term', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c.phases[1].cost as Record<string, unknown>).perToken = -1; }), /config phase "llm" cost\.perToken: must be a non-negative number, got -1/],
+    ['config: ranks', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c as Record<string, unknown>).ranks = 0; }), /config ranks: must be a positive integer, got 0/],
+  ];
+  for (const [name, batchText, config, message] of cases) {
+    it(name, async () => {
+      const b = file(`batch-${name.replace(/\W/g, '_')}.jsonl`, batchText + '\n');
+      const { code, out, err } = await cli(['plan', '--batch', b, '--config', config, '--backend', 'cpu']);
+      expect(out).toBe('');
+      expect(code).toBe(1);
+      expect(err).toMatch(message);
+      expect(err.trimEnd().split('\n')).toHaveLength(1);
+      expect(err).not.toMatch(/\n\s+at /);
+    });
+  }
+
+  it('unknown flags and algorithms are named', async () => {
+    expect((await cli(['plan', '--batch', 'x', '--config', 'y', '--algorithm', 'magic'])).err).toMatch(/--algorithm: must be one of none, lpt, kk, padded, best/);
+    expect((await cli(['plan', '--bogus'])).err).toMatch(/arguments: .*bogus/);
+    expect((await cli(['frobnicate'])).code).toBe(2);
+    const missing = await cli(['plan', '--batch', join(dir, 'nope.jsonl'), '--config', cfg]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/--batch ".*nope\.jsonl": cannot read \(ENOENT\)/);
+  });
+});
+
+describe('the installed command', () => {
+  const bin = join(__dirname, '..', 'bin', 'postbalance.mjs');
+  const built = existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js'));
+
+  it('is built (npm test and npm ci build dist/ first)', () => {
+    expect(built, 'dist/ is missing: run `npm run build` before vitest').toBe(true);
+  });
+
+  it('demo runs the main job and exits 0', () => {
+    const r = spawnSync(process.execPath, [bin, 'demo', '--ranks', '16', '--examples', '256', '--svg', join(dir, 'demo.svg')], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/phase vision/);
+    expect(r.stdout).toMatch(/best \(/);
+    expect(r.stdout).toMatch(/after/);
+    expect(existsSync(join(dir, 'demo.svg'))).toBe(true);
+  });
+
+  it('bad input through the launcher: exit 1, one line, no stack trace', () => {
+    const b = file('neg.jsonl', '{"id":"a","rank":0,"text":-1}\n');
+    const c = file('c2.json', JSON.stringify(CONFIG));
+    const r = spawnSync(process.execPath, [bin, 'plan', '--batch', b, '--config', c, '--backend', 'cpu'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trimEnd().split('\n')).toEqual(['postbalance: batch line 1, field "text": length must be a non-negative integer, got -1']);
+  });
+});
