@@ -16,6 +16,8 @@ export interface GpuDevice {
   device: GPUDevice;
   /** e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe-llvm-15-0-6-256-bits (opengles)". */
   adapterName: string;
+  /** A CPU rasteriser (llvmpipe, lavapipe, SwiftShader): kernels size their loops for it. */
+  software: boolean;
 }
 
 /** Limits the kernels need, above the WebGPU defaults (compatibility mode defaults are lower). */
@@ -110,7 +112,9 @@ export async function acquireDevice(opts: { verbose?: boolean } = {}): Promise<G
       const device = await quiet(() => adapter.requestDevice({ requiredLimits: limitsFor(adapter) }));
       // Keep the instance alive as long as the device (dawn.node tears both down together).
       (device as unknown as { __postbalanceGpu?: GPU }).__postbalanceGpu = gpu;
-      return { device, adapterName: adapterLabel(adapter, attempt.backend) };
+      const adapterName = adapterLabel(adapter, attempt.backend);
+      const software = attempt.backend === 'opengles' || /llvmpipe|lavapipe|softpipe|swiftshader/i.test(adapterName);
+      return { device, adapterName, software };
     } catch (err) {
       failures.push(`${attempt.backend}: ${(err as Error).message ?? String(err)}`);
     }
@@ -120,16 +124,19 @@ export async function acquireDevice(opts: { verbose?: boolean } = {}): Promise<G
 
 /** Compiles WGSL; a compile error becomes a one-line Error naming the file, line and column. */
 export async function compileShader(device: GPUDevice, file: string, code: string): Promise<GPUShaderModule> {
+  // The scope must close before any await: scopes are a per-device stack, and concurrent
+  // compiles would otherwise see each other's errors.
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ label: file, code });
-  const info = await module.getCompilationInfo();
-  const scopeError = await device.popErrorScope();
+  const scopeErrorPromise = device.popErrorScope();
+  const [info, scopeError] = await Promise.all([module.getCompilationInfo(), scopeErrorPromise]);
   const firstError = info.messages.find((m) => m.type === 'error');
   if (firstError) {
     throw new Error(`WGSL compile error in shaders/${file}:${firstError.lineNum}:${firstError.linePos}: ${firstError.message.replace(/\s*\n\s*/g, ' ')}`);
   }
   if (scopeError) {
-    throw new Error(`WGSL error in shaders/${file}: ${scopeError.message.split('\n')[0]}`);
+    // Dawn's message starts "Error while parsing WGSL: :line:col error: ...", then the source.
+    throw new Error(`WGSL error in shaders/${file}: ${scopeError.message.split('\n')[0].replace(/^Error while parsing WGSL: :/, '')}`);
   }
   return module;
 }

@@ -1,0 +1,223 @@
+// Each WebGPU kernel against its CPU reference (src/accel.ts) on random inputs. These tests run
+// for real on llvmpipe in CI: no adapter is a failure, never a skip.
+// Reproduce a failure with POSTBALANCE_SEED=<seed printed below>.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator } from '../src/accel.js';
+import { createGpuAccelerator } from '../src/gpu/accelerator.js';
+import { dispatchGrid, fromWordPairs, toWordPairs } from '../src/gpu/buffers.js';
+import { acquireDevice, compileShader } from '../src/gpu/device.js';
+import { shaderSource } from '../src/gpu/shaders.js';
+
+const seed = process.env.POSTBALANCE_SEED !== undefined
+  ? Number(process.env.POSTBALANCE_SEED) >>> 0
+  : (Date.now() ^ (process.pid << 16)) >>> 0;
+console.log(`gpu-kernels: seed ${seed} (set POSTBALANCE_SEED=${seed} to reproduce)`);
+
+/** mulberry32: a tiny deterministic PRNG, uniform u32 per call. */
+function mulberry32(state: number): () => number {
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+/** A generator per test case, so that cases do not depend on each other's draws. */
+function rngFor(label: string): () => number {
+  let h = seed;
+  for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 0x9e3779b1) >>> 0;
+  return mulberry32(h);
+}
+
+/** Compares without building a diff of millions of elements; names the first mismatch. */
+function expectSame(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    if (actual[i] !== expected[i]) {
+      expect.fail(`${what}: first difference at ${i}: got ${actual[i]}, expected ${expected[i]} (seed ${seed})`);
+    }
+  }
+}
+
+const SIZES = [0, 1, 2, 255, 256, 257, 1023, 1024, 1025, 4097, 100_003];
+
+let gpu: Accelerator;
+
+beforeAll(async () => {
+  // Deliberately not caught: a machine without an adapter fails this whole file loudly.
+  gpu = await createGpuAccelerator();
+  console.log(`gpu-kernels: adapter ${gpu.adapter}`);
+});
+
+afterAll(() => gpu?.destroy());
+
+describe('device', () => {
+  it('is a WebGPU accelerator with a named adapter', () => {
+    expect(gpu.backend).toBe('webgpu');
+    expect(gpu.adapter.length).toBeGreaterThan(0);
+  });
+
+  it('reports a broken WGSL module as one line naming the file and position', async () => {
+    const { device } = await acquireDevice();
+    try {
+      const broken = '@compute @workgroup_size(1)\nfn main() {\n  let x: u32 = notDefined;\n}\n';
+      const error = await compileShader(device, 'broken.wgsl', broken).then(() => null, (e: Error) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(error!.message).toMatch(/^WGSL compile error in shaders\/broken\.wgsl:3:\d+: .*notDefined/);
+      expect(error!.message).not.toContain('\n');
+    } finally {
+      device.destroy();
+    }
+  });
+
+  it('loads shaders from the package, or from an inlined copy first', () => {
+    expect(shaderSource('scan.wgsl')).toContain('fn scan_u32');
+    globalThis.__POSTBALANCE_SHADERS__ = { 'scan.wgsl': '// inlined' };
+    try {
+      expect(shaderSource('scan.wgsl')).toBe('// inlined');
+    } finally {
+      delete globalThis.__POSTBALANCE_SHADERS__;
+    }
+  });
+
+  it('lays out more than 65,535 workgroups in two dimensions', () => {
+    for (const count of [1, 65535, 65536, 200_000, 4_000_000]) {
+      const [x, y] = dispatchGrid(count);
+      expect(x).toBeLessThanOrEqual(65535);
+      expect(y).toBeLessThanOrEqual(65535);
+      expect(x * y).toBeGreaterThanOrEqual(count);
+      expect(x * (y - 1)).toBeLessThan(count);
+    }
+  });
+
+  it('converts 64-bit values to word pairs and back exactly', () => {
+    const values = Float64Array.from([0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 50 + 12345, 2 ** 53 - 1]);
+    expectSame(fromWordPairs(toWordPairs(values), values.length), values, 'round trip');
+  });
+});
+
+type KeyKind = 'full32' | 'ties' | 'lengths';
+
+function randomKeys(n: number, kind: KeyKind, rand: () => number): Uint32Array {
+  const keys = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    keys[i] = kind === 'full32' ? r : kind === 'ties' ? r % 7 : r % 5000;
+  }
+  return keys;
+}
+
+describe('radix sort (sortDesc) equals sortDescCpu', () => {
+  for (const kind of ['full32', 'ties', 'lengths'] as const) {
+    it(`${kind} keys, sizes ${SIZES.join(', ')}`, async () => {
+      for (const n of SIZES) {
+        const keys = randomKeys(n, kind, rngFor(`sort ${kind} ${n}`));
+        expectSame(await gpu.sortDesc(keys), sortDescCpu(keys), `sortDesc ${kind} n=${n}`);
+      }
+    });
+  }
+
+  it('all-equal keys, keys differing only in the top byte, extreme values', async () => {
+    const rand = rngFor('sort special');
+    const cases: [string, Uint32Array][] = [
+      ['equal', new Uint32Array(3000).fill(42)],
+      ['top byte', Uint32Array.from({ length: 5000 }, () => (rand() & 0xff000000) >>> 0)],
+      ['extremes', Uint32Array.from({ length: 5000 }, () => [0, 1, 0xffffffff, 0xfffffffe, 0x80000000][rand() % 5])],
+    ];
+    for (const [name, keys] of cases) expectSame(await gpu.sortDesc(keys), sortDescCpu(keys), `sortDesc ${name}`);
+  });
+
+  it('2,000,003 keys using all 32 bits', async () => {
+    const keys = randomKeys(2_000_003, 'full32', rngFor('sort big'));
+    expectSame(await gpu.sortDesc(keys), sortDescCpu(keys), 'sortDesc n=2000003');
+  });
+});
+
+type ValueKind = 'small' | 'past2^32' | 'to2^50';
+
+function randomValues(n: number, kind: ValueKind, rand: () => number): Float64Array {
+  const values = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    // 'to2^50': values below 2^33, so 100,003 of them sum to about 2^49.6.
+    values[i] = kind === 'small' ? rand() % 1000 : kind === 'past2^32' ? rand() : (rand() & 1) * 2 ** 32 + rand();
+  }
+  return values;
+}
+
+describe('prefix sum (u64 scan) equals prefixSumCpu', () => {
+  for (const kind of ['small', 'past2^32', 'to2^50'] as const) {
+    it(`${kind} values, sizes ${SIZES.join(', ')}`, async () => {
+      for (const n of SIZES) {
+        const values = randomValues(n, kind, rngFor(`scan ${kind} ${n}`));
+        expectSame(await gpu.prefixSum(values), prefixSumCpu(values), `prefixSum ${kind} n=${n}`);
+      }
+    });
+  }
+
+  it('2,000,003 values summing past 2^50 (and below 2^53)', async () => {
+    const rand = rngFor('scan big');
+    const values = Float64Array.from({ length: 2_000_003 }, () => rand() >>> 1);
+    const expected = prefixSumCpu(values);
+    expect(expected[values.length]).toBeGreaterThan(2 ** 50);
+    expect(expected[values.length]).toBeLessThan(2 ** 53);
+    expectSame(await gpu.prefixSum(values), expected, 'prefixSum n=2000003');
+  });
+});
+
+/** Targets from 0 to past the total, with the interesting region (around total/groups) dense. */
+function randomTargets(costs: Float64Array, total: number, count: number, rand: () => number): Float64Array {
+  const maxCost = costs.reduce((m, c) => Math.max(m, c), 0);
+  const targets = new Float64Array(count);
+  for (let t = 0; t < count; t++) {
+    const r = rand() / 2 ** 32;
+    const pick = t % 4;
+    targets[t] = pick === 0 ? Math.floor(r * maxCost * 2)
+      : pick === 1 ? Math.floor(total / (1 + (rand() % 512)))
+      : pick === 2 ? Math.floor(r * total * 1.1)
+      : [0, 1, maxCost, total, 2 ** 53 - 1, 2 ** 60, 2 ** 70][rand() % 7];
+  }
+  return targets;
+}
+
+describe('candidate cuts (cutCounts) equal cutCountsCpu', () => {
+  for (const mode of ['sum', 'padded'] as const) {
+    for (const kind of ['small', 'past2^32', 'to2^50'] as const) {
+      it(`mode ${mode}, ${kind} costs, sizes ${SIZES.join(', ')}`, async () => {
+        for (const n of SIZES) {
+          const rand = rngFor(`cuts ${mode} ${kind} ${n}`);
+          const costs = randomValues(n, kind, rand);
+          // Padded mode walks items longest first; a few zero costs exercise the "rest" rule.
+          if (mode === 'padded') { costs.sort().reverse(); for (let i = Math.floor(n * 0.9); i < n; i++) costs[i] = 0; }
+          const prefix = prefixSumCpu(costs);
+          const targets = randomTargets(costs, prefix[n], 96, rand);
+          const got = await gpu.cutCounts(costs, prefix, targets, mode);
+          const want = cutCountsCpu(costs, prefix, targets, mode);
+          expectSame(got.groups, want.groups, `cutCounts ${mode} ${kind} n=${n} groups`);
+          expectSame(got.maxLoad, want.maxLoad, `cutCounts ${mode} ${kind} n=${n} maxLoad`);
+        }
+      });
+    }
+  }
+
+  it('4,200,000 targets (more than 65,535 workgroups) on a few items', async () => {
+    const rand = rngFor('cuts many targets');
+    const costs = Float64Array.from([7, 5, 5, 3, 2 ** 40, 1]);
+    const prefix = prefixSumCpu(costs);
+    const targets = Float64Array.from({ length: 4_200_000 }, () => rand() % 40);
+    for (const mode of ['sum', 'padded'] as const) {
+      const got = await gpu.cutCounts(costs, prefix, targets, mode);
+      const want = cutCountsCpu(costs, prefix, targets, mode);
+      expectSame(got.groups, want.groups, `many targets ${mode} groups`);
+      expectSame(got.maxLoad, want.maxLoad, `many targets ${mode} maxLoad`);
+    }
+  });
+
+  it('rejects targets that are not non-negative integers', async () => {
+    const costs = Float64Array.from([1, 2]);
+    await expect(gpu.cutCounts(costs, prefixSumCpu(costs), Float64Array.from([1.5]), 'sum')).rejects.toThrow(RangeError);
+    await expect(gpu.cutCounts(costs, prefixSumCpu(costs), Float64Array.from([-1]), 'sum')).rejects.toThrow(RangeError);
+  });
+});
