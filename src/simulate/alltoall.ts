@@ -11,7 +11,9 @@
 //   (R−1 peers → nodes−1) and the skew of a rank's NIC load.
 import type { GpuPreset } from './presets.js';
 
-export type ExchangeScheme = 'flat' | 'nodewise';
+/** `auto`: whichever of the two is faster for this exchange (a trainer can time both once). */
+export type ExchangeScheme = 'flat' | 'nodewise' | 'auto';
+export const EXCHANGE_SCHEMES: readonly ExchangeScheme[] = ['flat', 'nodewise', 'auto'];
 
 /** Per-item flows of one exchange: item i moves bytes[i] from src[i] to dst[i] (src = dst: stays). */
 export interface Flows {
@@ -21,7 +23,13 @@ export interface Flows {
 }
 
 export interface ExchangeTime {
+  /** Time under the requested scheme. */
   ms: number;
+  /** The schedule that `ms` is for (`auto` resolves to one of the two). */
+  used: 'flat' | 'nodewise';
+  /** Both schedules' times, for comparison. */
+  flatMs: number;
+  nodewiseMs: number;
   /** Items whose rank changes. */
   movedItems: number;
   bytes: number;
@@ -98,10 +106,12 @@ export function exchangeTime(flows: Flows, ranks: number, ranksPerNode: number, 
       bump(stage2, relay * ranks + d, b);
     }
   }
-  const result: ExchangeTime = { ms: 0, movedItems, bytes, interNodeBytes, intraNodeBytes };
+  const result: ExchangeTime = {
+    ms: 0, used: scheme === 'nodewise' ? 'nodewise' : 'flat', flatMs: 0, nodewiseMs: 0,
+    movedItems, bytes, interNodeBytes, intraNodeBytes,
+  };
   if (movedItems === 0) return result; // nothing moves: no collective is launched at all
-  let seconds: number;
-  if (scheme === 'flat') {
+  {
     const intra = newStage(ranks), inter = newStage(ranks);
     addPairs(intra, intraDirect, ranks);
     addPairs(inter, interDirect, ranks);
@@ -111,15 +121,18 @@ export function exchangeTime(flows: Flows, ranks: number, ranksPerNode: number, 
       const tx = Math.max(inter.out[r]!, inter.in[r]!) / gpu.interBw + Math.max(inter.peersOut[r]!, inter.peersIn[r]!) * gpu.interPeerLatency;
       worst = Math.max(worst, ti, tx);
     }
-    seconds = gpu.launchLatency + worst;
-  } else {
+    result.flatMs = (gpu.launchLatency + worst) * 1e3;
+  }
+  {
     const s1 = newStage(ranks), s2 = newStage(ranks);
     addPairs(s1, stage1, ranks);
     addPairs(s2, stage2, ranks);
-    seconds = 0;
+    let seconds = 0;
     if (stage1.size > 0) seconds += gpu.launchLatency + stageSeconds(s1, gpu.intraBw, gpu.intraPeerLatency);
     if (stage2.size > 0) seconds += gpu.launchLatency + stageSeconds(s2, gpu.interBw, gpu.interPeerLatency);
+    result.nodewiseMs = seconds * 1e3;
   }
-  result.ms = seconds * 1e3;
+  if (scheme === 'auto') result.used = result.nodewiseMs < result.flatMs ? 'nodewise' : 'flat';
+  result.ms = result.used === 'flat' ? result.flatMs : result.nodewiseMs;
   return result;
 }
