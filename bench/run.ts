@@ -1,0 +1,74 @@
+// Planner benchmark: plan time and quality per size, algorithm and backend, on the built-in
+// workload. Prints a Markdown table (paste it into the README with the machine it came from).
+//
+//   npm run bench                         # default grid
+//   node dist/bench/run.js --grid 4096x64,65536x1024 --backends cpu,gpu --algorithms best
+import { cpuAccelerator, type Accelerator } from '../src/accel.js';
+import { getAccelerator } from '../src/backend.js';
+import { batchFromExamples } from '../src/input.js';
+import { planBatch } from '../src/plan.js';
+import type { Algorithm } from '../src/types.js';
+import { generateWorkload } from '../src/workload.js';
+import { cpus } from 'node:os';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+}
+
+const grid = arg('grid', '256x64,4096x64,4096x1024,65536x1024,65536x16384,262144x1024,262144x16384')
+  .split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const algorithms = arg('algorithms', 'none,lpt,kk,padded,best').split(',') as Algorithm[];
+const backends = arg('backends', 'cpu,gpu').split(',');
+const repeats = Number(arg('repeats', '3'));
+/** KK's joins are O(items × ranks) in the worst case: skip it past this much work. */
+const kkLimit = Number(arg('kk-limit', '2e10'));
+
+async function main() {
+  const accels: Accelerator[] = [];
+  for (const b of backends) {
+    if (b === 'cpu') accels.push(cpuAccelerator);
+    else {
+      try {
+        accels.push(await getAccelerator('gpu'));
+      } catch (e) {
+        console.log(`(gpu backend unavailable: ${(e as Error).message})`);
+      }
+    }
+  }
+  console.log(`machine: ${cpus()[0]?.model ?? 'unknown cpu'} × ${cpus().length}, node ${process.version}; adapters: ${accels.map((a) => `${a.backend}=${a.adapter}`).join(', ')}`);
+  console.log('time = median of ' + repeats + ' runs of stats.planMs (parsing excluded); quality = worst phase max/lower bound; moved = bytes exchanged\n');
+  console.log('| examples | items | ranks | algorithm | backend | plan ms | max/bound (worst phase) | moved |');
+  console.log('|---:|---:|---:|---|---|---:|---:|---:|');
+  for (const [examples, ranks] of grid) {
+    const { config, examples: ex } = generateWorkload({ ranks, examples, seed: 1 });
+    const batch = batchFromExamples(ex, config);
+    for (const accel of accels) {
+      for (const algorithm of algorithms) {
+        if (accel.backend !== 'cpu' && algorithm !== 'best' && algorithm !== 'padded') continue;
+        let items = 0;
+        const probe = await planBatch(batch, config, { algorithm: 'none' }, cpuAccelerator);
+        items = probe.phases.reduce((s, p) => s + p.items, 0);
+        if (algorithm === 'kk' && items * ranks > kkLimit) {
+          console.log(`| ${examples} | ${items} | ${ranks} | kk | ${accel.backend} | skipped (items × ranks > ${kkLimit.toExponential()}) | | |`);
+          continue;
+        }
+        const times: number[] = [];
+        let quality = 0, moved = 0;
+        for (let r = 0; r < repeats; r++) {
+          const plan = await planBatch(batch, config, { algorithm }, accel);
+          times.push(plan.stats.planMs);
+          quality = Math.max(...plan.phases.map((p) => p.maxCost / p.lowerBound));
+          moved = plan.phases.reduce((s, p) => s + p.exchange.bytes, 0);
+        }
+        times.sort((a, b) => a - b);
+        const ms = times[Math.floor(times.length / 2)];
+        console.log(`| ${examples} | ${items} | ${ranks} | ${algorithm} | ${accel.backend} | ${ms.toFixed(1)} | ${quality.toFixed(5)} | ${(moved / 1e9).toFixed(2)} GB |`);
+      }
+    }
+  }
+  for (const a of accels) a.destroy();
+}
+
+await main();
+process.exit(0);
