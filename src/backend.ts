@@ -7,20 +7,20 @@ import { InputError } from './errors.js';
 export type Backend = 'auto' | 'cpu' | 'gpu';
 export const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'gpu'];
 
-type GpuModule = { createGpuAccelerator: (opts?: { verbose?: boolean }) => Promise<Accelerator> };
-
 export async function getAccelerator(backend: Backend, opts: { verbose?: boolean; warn?: (line: string) => void } = {}): Promise<Accelerator> {
   if (backend === 'cpu') return cpuAccelerator;
   let reason: string;
   try {
-    // Computed specifier: the GPU bindings load only when a GPU backend is asked for.
-    const gpuPath = './gpu/accelerator.js';
-    const mod = (await import(gpuPath)) as GpuModule;
-    return await mod.createGpuAccelerator({ verbose: opts.verbose });
+    // Dynamic import: the GPU bindings load only when a GPU backend is asked for.
+    const { createGpuAccelerator } = await import('./gpu/accelerator.js');
+    return await createGpuAccelerator({ verbose: opts.verbose });
   } catch (e) {
-    reason = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    // No adapter is an expected condition; anything else (a shader that fails to compile, a
+    // device lost at start) is a WebGPU failure and says so.
+    reason = e instanceof Error && e.name === 'GpuUnavailableError' ? msg : `WebGPU initialisation failed: ${msg}`;
   }
-  if (backend === 'gpu') throw new InputError(`--backend gpu: no WebGPU adapter available (${reason})`);
-  opts.warn?.(`postbalance: no WebGPU adapter (${reason}); using the CPU path`);
+  if (backend === 'gpu') throw new InputError(`--backend gpu: ${reason}`);
+  opts.warn?.(`postbalance: ${reason}; using the CPU path`);
   return cpuAccelerator;
 }
