@@ -1,0 +1,89 @@
+// GPU plans equal CPU plans, byte for byte, on random batches and on the built-in workload, for
+// every algorithm that uses the accelerator (sort for all; prefix sums and candidate cuts for
+// padded and for best on padded phases). Runs for real on llvmpipe in CI: no adapter = failure.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cpuAccelerator, type Accelerator } from '../src/accel.js';
+import { getAccelerator } from '../src/backend.js';
+import { plan } from '../src/index.js';
+import type { Algorithm } from '../src/types.js';
+import { generateWorkload } from '../src/workload.js';
+import { mulberry, randomCase, testSeed } from './helpers.js';
+
+let gpu: Accelerator;
+beforeAll(async () => {
+  gpu = await getAccelerator('gpu'); // throws (and fails every test) when no adapter is found
+  console.log(`GPU plan tests on adapter: ${gpu.adapter}`);
+});
+afterAll(() => gpu?.destroy());
+
+const phasesJson = (p: { phases: unknown }) => JSON.stringify(p.phases);
+
+describe('GPU plan = CPU plan', () => {
+  it('uses a real WebGPU adapter', () => {
+    expect(gpu.backend).toBe('webgpu');
+    expect(gpu.adapter.length).toBeGreaterThan(0);
+  });
+
+  it('on random batches (plain, padded, equal counts, capped) for every algorithm', async () => {
+    const rand = mulberry(testSeed('gpu plans'));
+    const variants = [{}, { padding: true }, { equalCount: true }, { cap: true }];
+    for (let trial = 0; trial < 12; trial++) {
+      const { examples, config } = randomCase(rand, variants[trial % variants.length]);
+      for (const algorithm of ['lpt', 'padded', 'best'] as Algorithm[]) {
+        const run = async (a: Accelerator) => {
+          try { return phasesJson(await plan(examples, config, { algorithm }, a)); } catch (e) { return `error: ${(e as Error).message}`; }
+        };
+        const c = await run(cpuAccelerator), g = await run(gpu);
+        expect(g, `${algorithm}, trial ${trial}`).toBe(c);
+      }
+    }
+  });
+
+  it('on the built-in workload (sizes off the workgroup multiples) including padded phases', async () => {
+    for (const [examples, ranks] of [[1, 1], [37, 5], [1500, 48]] as const) {
+      const { config, examples: ex } = generateWorkload({ ranks, examples, seed: examples });
+      for (const ph of config.phases) delete ph.maxTokensPerRank;
+      const padded = structuredClone(config);
+      padded.phases[2].padding = true;
+      for (const cfg of [config, padded]) {
+        for (const algorithm of ['padded', 'best'] as Algorithm[]) {
+          let c: string, g: string;
+          try { c = phasesJson(await plan(ex, cfg, { algorithm }, cpuAccelerator)); } catch (e) { c = (e as Error).message; }
+          try { g = phasesJson(await plan(ex, cfg, { algorithm }, gpu)); } catch (e) { g = (e as Error).message; }
+          expect(g, `${examples} examples, ${ranks} ranks, ${algorithm}`).toBe(c);
+        }
+      }
+    }
+  });
+
+  it('reports the backend and adapter in stats', async () => {
+    const { config, examples } = generateWorkload({ ranks: 8, examples: 64, seed: 2 });
+    const p = await plan(examples, config, {}, gpu);
+    expect(p.stats.backend).toBe('webgpu');
+    expect(p.stats.adapter).toBe(gpu.adapter);
+  });
+});
+
+describe('CLI --backend gpu', () => {
+  it('prints the same phases as --backend cpu, byte for byte', async () => {
+    const { run } = await import('../src/cli.js');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { toJsonl } = await import('../src/workload.js');
+    const dir = mkdtempSync(join(tmpdir(), 'postbalance-gpu-'));
+    const { config, examples } = generateWorkload({ ranks: 24, examples: 700, seed: 5 });
+    writeFileSync(join(dir, 'b.jsonl'), toJsonl(examples));
+    writeFileSync(join(dir, 'c.json'), JSON.stringify(config));
+    const cli = async (backend: string) => {
+      let out = '', err = '';
+      const code = await run(['plan', '--batch', join(dir, 'b.jsonl'), '--config', join(dir, 'c.json'), '--backend', backend],
+        { stdout: (s) => { out += s; }, stderr: (s) => { err += s; }, readStdin: async () => '' });
+      return { code, plan: JSON.parse(out), err };
+    };
+    const c = await cli('cpu'), g = await cli('gpu');
+    expect(g.code).toBe(0);
+    expect(g.plan.stats.backend).toBe('webgpu');
+    expect(JSON.stringify(g.plan.phases)).toBe(JSON.stringify(c.plan.phases));
+  });
+});
