@@ -1,0 +1,24 @@
+// Bundles the benchmarks and the CLI into .gpu/ for a machine without npm (the lent NVIDIA
+// box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__, and `webgpu` stays
+// external, resolved from .gpu/node_modules/webgpu (package.json, index.js and dawn.node copied
+// from node_modules). Usage: node bench/bundle-gpu.mjs
+import { build } from 'esbuild';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+
+const shaders = Object.fromEntries(
+  readdirSync('shaders').filter((f) => f.endsWith('.wgsl')).map((f) => [f, readFileSync(`shaders/${f}`, 'utf8')]),
+);
+const banner = `globalThis.__POSTBALANCE_SHADERS__ = ${JSON.stringify(shaders)};`;
+const targets = [
+  ['bench/run.ts', '.gpu/bench.mjs'],
+  ['bench/kernels.ts', '.gpu/kernels.mjs'],
+  ['bench/cli-entry.mjs', '.gpu/postbalance.mjs'],
+];
+for (const [entry, outfile] of targets) {
+  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, external: ['webgpu'], banner: { js: banner }, logLevel: 'warning' });
+}
+const wg = '.gpu/node_modules/webgpu';
+mkdirSync(`${wg}/dist/linux-x64`, { recursive: true });
+for (const f of ['package.json', 'index.js']) cpSync(`node_modules/webgpu/${f}`, `${wg}/${f}`);
+cpSync('node_modules/webgpu/dist/linux-x64/dawn.node', `${wg}/dist/linux-x64/dawn.node`);
+console.log(`bundled ${targets.map((t) => t[1]).join(', ')} with ${Object.keys(shaders).length} shaders inlined`);
