@@ -34,6 +34,7 @@ describe('step time, 2 ranks and 3 items', () => {
     expect(r.phases[0]!.computeMaxMs).toBeCloseTo(10, 12);
     expect(r.phases[0]!.computeMeanMs).toBeCloseTo(6, 12);
     expect(r.phases[0]!.idleFraction).toBeCloseTo(0.4, 12);
+    expect(r.phases[0]!.lowerBoundMs).toBeCloseTo(6, 12); // max(mean 6, largest item 6)
     expect(r.stepMs).toBeCloseTo(10, 12);
     expect(r.exchangeMs).toBe(0);
     expect(r.tokensPerSec).toBeCloseTo(3000 / 0.01, 6);

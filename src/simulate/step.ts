@@ -48,6 +48,11 @@ export interface PhaseResult {
   maxOverMean: number;
   /** Share of the phase's rank-time spent waiting for the slowest rank: 1 − mean/max. */
   idleFraction: number;
+  /**
+   * No layout can beat max(mean, largest item) (padded phases: the mean): what remains above it
+   * after balancing is an item too large to share, not a planner weakness.
+   */
+  lowerBoundMs: number;
 }
 
 export interface ExchangeResult extends ExchangeTime {
@@ -104,13 +109,19 @@ export function simulateStep(input: StepInput, gpu: GpuPreset): StepResult {
       sum += load[r]!;
       if (load[r]! > max) max = load[r]!;
     }
-    for (let i = 0; i < p.flops.length; i++) totalFlops += p.flops[i]!;
+    let largest = 0;
+    for (let i = 0; i < p.flops.length; i++) {
+      totalFlops += p.flops[i]!;
+      if (p.flops[i]! > largest) largest = p.flops[i]!;
+    }
     const mean = sum / ranks;
+    const largestMs = p.padding ? 0 : largest / ((gpu.peakFlops * gpu.achievable) / 1e3);
     computeMs += max;
     loads.push(load);
     phases.push({
       name: p.name, items: p.flops.length, computeMaxMs: max, computeMeanMs: mean,
       maxOverMean: max > 0 ? max / mean : 1, idleFraction: max > 0 ? 1 - mean / max : 0,
+      lowerBoundMs: Math.max(mean, largestMs),
     });
   }
   const exchanges: ExchangeResult[] = [];

@@ -14,11 +14,12 @@ export interface Series {
 
 interface Panel { x: number; y: number; w: number; h: number }
 
-/** A "nice" upper bound for an axis: 1, 2 or 5 × 10^k at or above max. */
+/** A "nice" upper bound for an axis with a little headroom, so a line never sits on the frame. */
 function niceMax(max: number): number {
   if (!(max > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= max) return m * p;
+  const top = max * 1.05;
+  const p = 10 ** Math.floor(Math.log10(top));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= top) return m * p;
   return 10 * p;
 }
 

@@ -45,7 +45,7 @@ function strategyJson(s: StrategyResult): object {
     computeMs: r3(s.computeMs), exchangeMs: r3(s.exchangeMs), gradSyncMs: r3(s.gradSyncMs), flops: s.flops,
     phases: s.phases.map((p, i) => ({
       name: p.name, items: p.items, algorithm: s.algorithms[i], computeMaxMs: r3(p.computeMaxMs), computeMeanMs: r3(p.computeMeanMs),
-      maxOverMean: r4(p.maxOverMean), idleFraction: r4(p.idleFraction),
+      lowerBoundMs: r3(p.lowerBoundMs), maxOverMean: r4(p.maxOverMean), idleFraction: r4(p.idleFraction),
     })),
     exchanges: s.exchanges.map((x) => ({
       name: x.name, scheme: x.used, ms: r3(x.ms), flatMs: r3(x.flatMs), nodewiseMs: r3(x.nodewiseMs),
