@@ -8,23 +8,40 @@ const MAX_U32 = 0xffffffff;
 
 export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): PhaseItems {
   const bpt = config.bytesPerToken ?? {};
-  const ids: string[] = [];
-  const example: number[] = [];
-  const tokens: number[] = [];
-  const bytes: number[] = [];
   const segs = phase.modalities.map((m) => ({ m, ...batch.segments.get(m)!, scale: phase.scale?.[m] ?? 1, bpt: bpt[m] ?? 0 }));
   const n = batch.ids.length;
-  for (let e = 0; e < n; e++) {
-    if (phase.unit === 'segment') {
-      for (const s of segs) {
-        for (let j = s.offsets[e], k = 0; j < s.offsets[e + 1]; j++, k++) {
-          ids.push(`${batch.ids[e]}/${s.m}/${k}`);
-          example.push(e);
-          tokens.push(s.lengths[j]);
-          bytes.push(s.lengths[j] * s.bpt);
+  // Count first, then fill typed arrays (no growing arrays of numbers).
+  let count = 0;
+  if (phase.unit === 'segment') {
+    for (const s of segs) count += s.offsets[n] - s.offsets[0];
+  } else {
+    for (let e = 0; e < n; e++) {
+      for (const s of segs) if (s.offsets[e + 1] > s.offsets[e]) { count++; break; }
+    }
+  }
+  const ids = new Array<string>(count);
+  const ex = new Uint32Array(count);
+  const tokens = new Uint32Array(count);
+  const bytes = new Float64Array(count);
+  let o = 0;
+  if (phase.unit === 'segment') {
+    const nm = segs.length;
+    for (let e = 0; e < n; e++) {
+      for (let t = 0; t < nm; t++) {
+        const s = segs[t];
+        const from = s.offsets[e], to = s.offsets[e + 1];
+        if (from === to) continue;
+        const prefix = batch.ids[e] + '/' + s.m + '/';
+        for (let j = from; j < to; j++, o++) {
+          ids[o] = prefix + (j - from);
+          ex[o] = e;
+          tokens[o] = s.lengths[j];
+          bytes[o] = s.lengths[j] * s.bpt;
         }
       }
-    } else {
+    }
+  } else {
+    for (let e = 0; e < n; e++) {
       let present = false, len = 0, b = 0;
       for (const s of segs) {
         for (let j = s.offsets[e]; j < s.offsets[e + 1]; j++) {
@@ -37,16 +54,16 @@ export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): Ph
       }
       if (!present) continue;
       if (len > MAX_U32) throw inputError(`batch example ${JSON.stringify(batch.ids[e])}`, `phase "${phase.name}" length ${len} exceeds 2^32-1 tokens`);
-      ids.push(batch.ids[e]);
-      example.push(e);
-      tokens.push(len);
-      bytes.push(b);
+      ids[o] = batch.ids[e];
+      ex[o] = e;
+      tokens[o] = len;
+      bytes[o] = b;
+      o++;
     }
   }
-  const ex = Uint32Array.from(example);
-  const sampledRank = new Int32Array(ex.length);
-  for (let i = 0; i < ex.length; i++) sampledRank[i] = batch.ranks[ex[i]];
-  return { phase, ids, example: ex, sampledRank, tokens: Uint32Array.from(tokens), bytes: Float64Array.from(bytes) };
+  const sampledRank = new Int32Array(count);
+  for (let i = 0; i < count; i++) sampledRank[i] = batch.ranks[ex[i]];
+  return { phase, ids, example: ex, sampledRank, tokens, bytes };
 }
 
 export function buildPhaseItems(batch: Batch, config: Config): PhaseItems[] {

@@ -19,8 +19,11 @@ export function placeGroups(
   const groupOfRank = new Int32Array(R).fill(-1);
 
   // Phase 1: same rank. Aggregate (group, rank) overlaps, heaviest first.
-  const pairs = overlaps(group, sampledRank, weight, R, (r) => r);
-  for (const [g, r] of pairs) {
+  const all = new Uint32Array(group.length);
+  for (let i = 0; i < all.length; i++) all[i] = i;
+  const pairs = overlaps(group, sampledRank, weight, R, all, 1);
+  for (let k = 0; k < pairs.size; k++) {
+    const g = pairs.g[k], r = pairs.p[k];
     if (rankOfGroup[g] < 0 && groupOfRank[r] < 0) { rankOfGroup[g] = r; groupOfRank[r] = g; }
   }
   // Phase 2: same node, for groups still unplaced, onto the lowest free rank of the node.
@@ -32,8 +35,12 @@ export function placeGroups(
     while (nextFree[nd] < end && groupOfRank[nextFree[nd]] >= 0) nextFree[nd]++;
     return nextFree[nd] < end ? nextFree[nd] : -1;
   };
-  const nodePairs = overlaps(group, sampledRank, weight, R, (r) => Math.floor(r / ranksPerNode));
-  for (const [g, nd] of nodePairs) {
+  // Only the items of unplaced groups matter here (placed groups are skipped anyway).
+  let m = 0;
+  for (let i = 0; i < group.length; i++) if (rankOfGroup[group[i]] < 0) all[m++] = i;
+  const nodePairs = overlaps(group, sampledRank, weight, R, all.subarray(0, m), ranksPerNode);
+  for (let k = 0; k < nodePairs.size; k++) {
+    const g = nodePairs.g[k], nd = nodePairs.p[k];
     if (rankOfGroup[g] >= 0) continue;
     const r = freeIn(nd);
     if (r >= 0) { rankOfGroup[g] = r; groupOfRank[r] = g; }
@@ -55,23 +62,71 @@ export function placeNaive(R: number): Int32Array {
 }
 
 /**
- * (group, place) pairs with their summed weight and item count, sorted by weight desc, count
- * desc, group asc, place asc. `placeOf` maps a sampled rank to a rank or a node.
+ * (group, place) pairs over the items `sel` with their summed weight and item count, sorted by
+ * weight desc, count desc, group asc, place asc. place = sampled rank div `per` (1: the rank;
+ * ranksPerNode: the node). Typed arrays and stable radix passes only: no per-pair objects and
+ * no comparator sort.
  */
-function overlaps(group: Int32Array, sampledRank: Int32Array, weight: Float64Array, R: number, placeOf: (r: number) => number): [number, number][] {
-  const n = group.length;
+function overlaps(group: Int32Array, sampledRank: Int32Array, weight: Float64Array, R: number, sel: Uint32Array, per: number): { g: Int32Array; p: Int32Array; size: number } {
+  const n = sel.length;
   // group · R + place < 2^28 for R ≤ 16,384: a u32 radix sort groups equal keys together.
   const key = new Uint32Array(n);
-  for (let i = 0; i < n; i++) key[i] = group[i] * R + placeOf(sampledRank[i]);
+  if (per === 1) for (let t = 0; t < n; t++) { const i = sel[t]; key[t] = group[i] * R + sampledRank[i]; }
+  else for (let t = 0; t < n; t++) { const i = sel[t]; key[t] = group[i] * R + Math.floor(sampledRank[i] / per); }
   const idx = sortDescCpu(key);
-  const runs: { g: number; p: number; w: number; c: number }[] = [];
-  for (let s = 0; s < n; ) {
-    let e = s, w = 0;
-    while (e < n && key[idx[e]] === key[idx[s]]) { w += weight[idx[e]]; e++; }
-    const k = key[idx[s]];
-    runs.push({ g: Math.floor(k / R), p: k % R, w, c: e - s });
-    s = e;
+  // Runs of equal keys, emitted in key ascending order (= group asc, place asc): walk backwards.
+  const rk = new Uint32Array(n), rc = new Uint32Array(n);
+  const rw = new Float64Array(n);
+  let runs = 0;
+  for (let e = n; e > 0; ) {
+    const k = key[idx[e - 1]];
+    let s = e, w = 0;
+    // Sum in the same order as before (ascending position in the descending sort).
+    while (s > 0 && key[idx[s - 1]] === k) s--;
+    for (let t = s; t < e; t++) w += weight[sel[idx[t]]];
+    rk[runs] = k; rc[runs] = e - s; rw[runs] = w; runs++;
+    e = s;
   }
-  runs.sort((a, b) => b.w - a.w || b.c - a.c || a.g - b.g || a.p - b.p);
-  return runs.map((x) => [x.g, x.p]);
+  // Stable sorts, least significant first: count desc, then weight desc.
+  let ord = sortDescCpu(rc.subarray(0, runs));
+  ord = stableSortDescF64(rw, ord);
+  const g = new Int32Array(runs), p = new Int32Array(runs);
+  for (let t = 0; t < runs; t++) { const k = rk[ord[t]]; g[t] = Math.floor(k / R); p[t] = k % R; }
+  return { g, p, size: runs };
+}
+
+/**
+ * Reorders `ord` (indices into `values`, non-negative finite doubles) by value descending,
+ * stably: LSD radix on the IEEE-754 bits (which order non-negative doubles like integers),
+ * 8-bit digits, skipping digits that are equal for all entries.
+ */
+function stableSortDescF64(values: Float64Array, ord: Uint32Array): Uint32Array {
+  const n = ord.length;
+  const f = new Float64Array(1);
+  const u = new Uint32Array(f.buffer);
+  const lo = new Uint32Array(n), hi = new Uint32Array(n);
+  let orL = 0, andL = 0xffffffff, orH = 0, andH = 0xffffffff;
+  for (let t = 0; t < n; t++) {
+    f[0] = values[ord[t]];
+    const l = ~u[0] >>> 0, h = ~u[1] >>> 0; // complement: descending becomes ascending
+    lo[t] = l; hi[t] = h;
+    orL |= l; andL &= l; orH |= h; andH &= h;
+  }
+  let pos = new Uint32Array(n), tmp = new Uint32Array(n);
+  for (let t = 0; t < n; t++) pos[t] = t;
+  const count = new Uint32Array(256);
+  for (let pass = 0; pass < 8; pass++) {
+    const words = pass < 4 ? lo : hi;
+    const shift = (pass & 3) * 8;
+    if (((((pass < 4 ? orL ^ andL : orH ^ andH)) >>> shift) & 0xff) === 0) continue;
+    count.fill(0);
+    for (let t = 0; t < n; t++) count[(words[pos[t]] >>> shift) & 0xff]++;
+    let sum = 0;
+    for (let d = 0; d < 256; d++) { const c = count[d]; count[d] = sum; sum += c; }
+    for (let t = 0; t < n; t++) { const i = pos[t]; tmp[count[(words[i] >>> shift) & 0xff]++] = i; }
+    const x = pos; pos = tmp; tmp = x;
+  }
+  const out = new Uint32Array(n);
+  for (let t = 0; t < n; t++) out[t] = ord[pos[t]];
+  return out;
 }
