@@ -53,6 +53,16 @@ export function placeGroups(
     rankOfGroup[g] = r;
     groupOfRank[r] = g;
   }
+  // The greedy keeps at least half of the best assignment; a grouping built around the sampled
+  // layout (group g = rank g, the locality candidate) is best served by the identity. Keep the
+  // identity when it leaves strictly more weight (then items) at home.
+  let wG = 0, wI = 0, cG = 0, cI = 0;
+  for (let i = 0; i < group.length; i++) {
+    const s = sampledRank[i], g = group[i];
+    if (rankOfGroup[g] === s) { wG += weight[i]; cG++; }
+    if (g === s) { wI += weight[i]; cI++; }
+  }
+  if (wI > wG || (wI === wG && cI > cG)) return placeNaive(R);
   return rankOfGroup;
 }
 

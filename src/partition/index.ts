@@ -5,6 +5,7 @@ import { InputError } from '../errors.js';
 import type { Algorithm } from '../types.js';
 import { feasible, groupLoads, maxOf, type PartitionInput } from './common.js';
 import { kk } from './kk.js';
+import { locality, rehome } from './locality.js';
 import { lpt, tokenFit } from './lpt.js';
 import { padded } from './padded.js';
 import { refine, repair } from './refine.js';
@@ -91,25 +92,43 @@ export async function partition(
       return { group: fixed, algorithm: 'padded' };
     }
     case 'best':
-      return best(inp, target, lb, accel, phaseName);
+      return best(inp, target, lb, accel, phaseName, sampledRank);
   }
 }
 
 /**
+ * When `best` prefers the locality candidate (group g = rank g, most items stay where they were
+ * sampled) over the lightest balanced one:
+ * - 'winner': only if its max load is ≤ the winning candidate's (never a heavier max);
+ * - 'contract': if its max load is ≤ the raw LPT and KK results and within the issue's quality
+ *   bar (lower bound + max(0.1%, one smallest item) with ≥ 8 items per rank; otherwise, and
+ *   with equal counts, the 'winner' rule). Trades a few parts per million of max load for
+ *   several times fewer bytes moved.
+ */
+export const LOCALITY_RULE: 'winner' | 'contract' = 'winner' as 'winner' | 'contract';
+
+/**
  * Never worse than LPT or KK: refine LPT; if that does not reach the bound, also refine KK
  * (and, for padded phases, try the contiguous cut) and keep the lightest max load (ties go to
- * the earlier candidate, so the choice is deterministic).
+ * the earlier candidate, so the choice is deterministic). Sum-load phases also try the
+ * locality candidate (sampled layout kept up to the target, the rest LPT, refined) and prefer it
+ * under LOCALITY_RULE.
  */
-async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string): Promise<PartitionResult> {
+async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array): Promise<PartitionResult> {
   const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
   const candidates: PartitionResult[] = [];
   const polish = (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }));
   const first = lptValid(inp, phaseName);
   const firstScore = score(first);
+  // Raw KK ≥ ceil(lb) = target whenever it is not computed (loads are integers).
+  let kkScore = target;
   candidates.push({ group: polish(first), algorithm: inp.padding ? 'lpt' : 'lpt+refine' });
   if (score(candidates[0].group) > target || inp.padding) {
     const k = kkValid(inp);
-    if (k) candidates.push({ group: polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
+    if (k) {
+      kkScore = score(k);
+      candidates.push({ group: polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
+    }
     if (inp.padding) {
       const p = await padded(inp, lb, accel);
       const pv = feasible(inp, p) ? p : repair(inp, p);
@@ -122,5 +141,21 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
     if (s < winScore) { win = c; winScore = s; }
   }
   if (winScore > firstScore) throw new Error('best: refinement made a grouping worse'); // cannot happen: refine only accepts improvements
+  if (!inp.padding && sampledRank.length === inp.order.length) {
+    const n = inp.order.length;
+    let bar = winScore;
+    if (LOCALITY_RULE === 'contract' && !inp.equalCount && n >= 8 * inp.groups) {
+      const smallest = inp.cost[inp.order[n - 1]];
+      bar = Math.max(winScore, Math.min(firstScore, kkScore, lb + Math.max(0.001 * lb, smallest)));
+    }
+    const loc = locality(inp, sampledRank, target);
+    const lv = loc && (feasible(inp, loc) ? loc : repair(inp, loc));
+    if (lv && feasible(inp, lv)) {
+      const g = refine(inp, lv, { target });
+      if (score(g) <= bar) return { group: rehome(inp, g, sampledRank), algorithm: 'locality+refine' };
+    }
+  }
+  // Otherwise keep the winner's loads exactly, but let equal items stay where they were sampled.
+  if (sampledRank.length === inp.order.length) return { group: rehome(inp, win.group, sampledRank), algorithm: win.algorithm };
   return win;
 }

@@ -1,0 +1,111 @@
+// Locality-preserving candidate: start from the sampled layout, let every rank keep its own items
+// (largest first) up to a capacity near the target load, pool the rest, and give the pool out
+// LPT-style (largest first, each to the least-loaded rank with room). Group g is rank g, so
+// everything a rank keeps stays at home; the caller refines the result like any other candidate.
+// Sum loads only (not for padded phases). Deterministic: items by (cost desc, index asc), ranks
+// by (load, index).
+import { groupHeap, type PartitionInput } from './common.js';
+
+/**
+ * Returns group[i] = the rank item i runs on (group g = rank g), or null when the pool cannot
+ * be placed within the token cap. `capacity` is the load (integer cost units) up to which a rank
+ * keeps its own items.
+ */
+export function locality(inp: PartitionInput, sampledRank: Int32Array, capacity: number): Int32Array | null {
+  const { cost, tokens, order, groups: R, cap, equalCount } = inp;
+  const n = order.length;
+  const group = new Int32Array(n).fill(-1);
+  const load = new Float64Array(R);
+  const tok = new Float64Array(R);
+  const count = new Uint32Array(R);
+  const q = Math.floor(n / R), r = n % R;
+  // Keep: items by cost descending; each stays home if it fits under the capacity, the token
+  // cap and (equal counts) the floor quota.
+  const pool = new Uint32Array(n);
+  let pooled = 0;
+  for (let k = 0; k < n; k++) {
+    const i = order[k];
+    const g = sampledRank[i];
+    if (
+      load[g] + cost[i] <= capacity &&
+      (cap === undefined || tok[g] + tokens[i] <= cap) &&
+      (!equalCount || count[g] < q)
+    ) {
+      group[i] = g;
+      load[g] += cost[i];
+      tok[g] += tokens[i];
+      count[g]++;
+    } else {
+      pool[pooled++] = i;
+    }
+  }
+  // Pool: largest first to the least-loaded rank that can take it.
+  let big = 0;
+  const heap = groupHeap(R);
+  heap.setKeys(load);
+  for (let g = 0; g < R; g++) heap.push(g);
+  const aside: number[] = [];
+  for (let k = 0; k < pooled; k++) {
+    const i = pool[k];
+    let chosen = -1;
+    while (heap.size > 0) {
+      const g = heap.pop();
+      if (equalCount && (count[g] > q || (count[g] === q && big >= r))) continue; // full for good
+      if (cap !== undefined && tok[g] + tokens[i] > cap) { aside.push(g); continue; }
+      chosen = g;
+      break;
+    }
+    for (const g of aside) heap.push(g);
+    aside.length = 0;
+    if (chosen < 0) return null;
+    group[i] = chosen;
+    load[chosen] += cost[i];
+    tok[chosen] += tokens[i];
+    count[chosen]++;
+    if (equalCount && count[chosen] === q + 1) big++;
+    heap.push(chosen);
+  }
+  return group;
+}
+
+/**
+ * Re-home a grouping without changing any group's load: items of equal length (hence equal
+ * cost) are interchangeable, so within each length class, every group keeps its count but takes
+ * the items sampled on its own rank (group g = rank g) first. Group loads, token sums, counts
+ * and (padded) longest items are all unchanged; only which copy of an equal item goes where.
+ * Returns a new grouping.
+ */
+export function rehome(inp: PartitionInput, group: Int32Array, sampledRank: Int32Array): Int32Array {
+  const { tokens, order, groups: R } = inp;
+  const n = order.length;
+  const out = new Int32Array(group);
+  const need = new Int32Array(R); // slots of the current class per group
+  const left = new Uint32Array(n); // items of the class not placed at home
+  const open: number[] = []; // groups with slots of the current class, in first-seen order
+  for (let a = 0; a < n; ) {
+    let b = a + 1;
+    const t = tokens[order[a]];
+    while (b < n && tokens[order[b]] === t) b++;
+    if (b - a > 1) {
+      for (let k = a; k < b; k++) need[group[order[k]]]++;
+      // Home first: an item whose rank's group has a slot of this class stays there.
+      let m = 0;
+      for (let k = a; k < b; k++) {
+        const i = order[k], h = sampledRank[i];
+        if (need[h] > 0) { out[i] = h; need[h]--; } else left[m++] = i;
+      }
+      // The rest: its original group if that still has a slot, else the next open group.
+      for (let k = a; k < b; k++) { const g = group[order[k]]; if (need[g] > 0) open.push(g); }
+      let p = 0;
+      for (let j = 0; j < m; j++) {
+        const i = left[j], g = group[i];
+        if (need[g] > 0) { out[i] = g; need[g]--; continue; }
+        while (need[open[p]] === 0) p++;
+        out[i] = open[p]; need[open[p]]--;
+      }
+      open.length = 0;
+    }
+    a = b;
+  }
+  return out;
+}
