@@ -18,7 +18,7 @@ describe('PyTorch integration', () => {
     console.warn(`postbalance: ${NO_TORCH}`);
   });
 
-  it.runIf(hasTorch)(`client == CLI; 4 ranks × 4 steps: same losses and gradients, smaller compute spread (torch ${(probe.stdout ?? "").trim()})`, () => {
+  it.runIf(hasTorch)(`client == CLI; exchanges exact on awkward layouts; 4 ranks × 4 steps: same losses and gradients, smaller compute spread (torch ${(probe.stdout ?? "").trim()})`, () => {
     const out = join(mkdtempSync(join(tmpdir(), 'pb-torch-')), 'summary.json');
     // npm test has just built dist/ (tsc), so the script skips its own build.
     const r = spawnSync('bash', [join(ROOT, 'integrations/pytorch/run_check.sh'), '--json', out], {

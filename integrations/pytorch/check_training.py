@@ -235,7 +235,10 @@ def summarise(reports: List[Dict[str, Any]], steps: int) -> Dict[str, Any]:
             row[f"spread_{kind}"] = spread(per_rank)
             row[f"phase_spread_{kind}"] = {p: spread([x[f"times_{kind}"][p] for x in st]) for p in phases}
         rows.append(row)
-    return {"ok": ok, "steps": rows, "total_ms": totals, "spread_base": spread(totals["base"]), "spread_bal": spread(totals["bal"])}
+    # The step waits for its slowest rank: Σ over steps of the max per-rank compute.
+    critical = {k: sum(max(r[f"compute_ms_{k}"]) for r in rows) for k in ("base", "bal")}
+    return {"ok": ok, "steps": rows, "total_ms": totals, "spread_base": spread(totals["base"]), "spread_bal": spread(totals["bal"]),
+            "critical_ms_base": critical["base"], "critical_ms_bal": critical["bal"]}
 
 
 def print_summary(summary: Dict[str, Any]) -> None:
@@ -248,8 +251,9 @@ def print_summary(summary: Dict[str, Any]) -> None:
         ph = ", ".join(f"{p} {r['phase_spread_base'][p]:.2f}→{r['phase_spread_bal'][p]:.2f}" for p in r["phase_spread_base"])
         pred = ", ".join(f"{p} {v:.3f}" for p, v in r["plan_ratio"].items())
         print(f"  step {r['step']}: {ph}   [plan: {pred}]")
-    print(f"all steps: per-rank compute max/mean {summary['spread_base']:.3f} → {summary['spread_bal']:.3f}"
-          f"; losses, gradients and per-example losses match: {summary['ok']}")
+    print(f"all steps: per-rank compute max/mean {summary['spread_base']:.3f} → {summary['spread_bal']:.3f}; "
+          f"slowest rank's compute summed over steps {summary['critical_ms_base']:.0f} → {summary['critical_ms_bal']:.0f} ms; "
+          f"losses, gradients and per-example losses match: {summary['ok']}")
 
 
 def calibrate() -> None:
@@ -271,7 +275,9 @@ def calibrate() -> None:
         ts = torch.tensor([timed(lambda: f(L)) for L in Ls], dtype=torch.float64)
         A = torch.tensor([[1.0, L, L * L] for L in Ls], dtype=torch.float64)
         a, b, c = torch.linalg.lstsq(A, ts.unsqueeze(1)).solution.squeeze(1).tolist()
-        print(f"{name}: time ≈ {a:.3f} + {b:.4f}·L + {c:.2e}·L² ms  →  cost {{perItem: {a / b:.0f}, perToken: 1, perTokenSquared: {c / b:.2g}}}")
+        # The planner takes non-negative terms; a negative fit is timing noise: clamp it.
+        item, sq = max(a, 0.0) / b, max(c, 0.0) / b
+        print(f"{name}: time ≈ {a:.3f} + {b:.4f}·L + {c:.2e}·L² ms  →  cost {{perItem: {item:.0f}, perToken: 1, perTokenSquared: {sq:.2g}}}")
 
     fit("vision", [16, 36, 72, 144, 216, 300], lambda L: model.vision(torch.randn(L, PATCH_DIM, dtype=torch.float64)).sum().backward())
     fit("audio", [30, 60, 120, 240, 360, 500], lambda L: model.audio(torch.randn(L, FRAME_DIM, dtype=torch.float64)).sum().backward())

@@ -122,7 +122,9 @@ class Planner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
-                bufsize=0,
+                # Buffered pipes: readline() on an unbuffered pipe reads one byte per syscall,
+                # which costs ~0.4 s for a 0.6 MB plan. Requests are flushed explicitly.
+                bufsize=-1,
             )
         except OSError as e:
             raise PlannerError(f"cannot start the planner sidecar {shlex.join(self.command)}: {e}") from e
