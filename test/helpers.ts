@@ -87,7 +87,8 @@ export function checkPlan(plan: Plan, examples: Example[], config: Config, sampl
     expect(ph.items).toBe(exp.size);
     expect(ph.maxCost).toBe(max);
     expect(Math.abs(ph.meanCost - total / R)).toBeLessThanOrEqual(1e-6 * Math.max(1, total / R));
-    expect(ph.maxCost).toBeGreaterThanOrEqual(ph.lowerBound * (1 - 1e-9));
+    // The sampled layout need not meet equal counts, so the count-aware bound does not bind it.
+    if (!sampled || !phase.equalCount) expect(ph.maxCost, `${ph.name} below its lower bound`).toBeGreaterThanOrEqual(ph.lowerBound * (1 - 1e-9));
     expect(ph.exchange.movedItems).toBe(moved);
     expect(Math.abs(ph.exchange.bytes - bytes)).toBeLessThanOrEqual(1e-6 * Math.max(1, bytes));
     expect(Math.abs(ph.exchange.interNodeBytes - inter)).toBeLessThanOrEqual(1e-6 * Math.max(1, inter));

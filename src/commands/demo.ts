@@ -76,7 +76,8 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   const plans = new Map<string, Plan>();
   try {
     for (const algorithm of ALGORITHMS) plans.set(algorithm, await planBatch(batch, config, { algorithm }, accel));
-    plans.set('best/naive', await planBatch(batch, config, { algorithm: 'best', placement: 'naive' }, accel));
+    // The naive reference: balanced groups placed on ranks in group order, ignoring where data is.
+    plans.set('lpt/naive', await planBatch(batch, config, { algorithm: 'lpt', placement: 'naive' }, accel));
   } finally {
     accel.destroy();
   }
@@ -89,7 +90,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
     for (const [name, plan] of plans) {
       const ph = plan.phases[p];
       rows.push([
-        name === 'best' ? `best (${ph.algorithm})` : name === 'best/naive' ? 'best, naive placement' : name,
+        name === 'best' ? `best (${ph.algorithm})` : name === 'lpt/naive' ? 'lpt, naive placement' : name,
         (ph.maxCost / ph.meanCost).toFixed(4),
         (ph.maxCost / ph.lowerBound).toFixed(4),
         plan.stats.planMs.toFixed(1),

@@ -105,7 +105,7 @@ export async function partition(
  *   with equal counts, the 'winner' rule). Trades a few parts per million of max load for
  *   several times fewer bytes moved.
  */
-export const LOCALITY_RULE: 'winner' | 'contract' = 'winner' as 'winner' | 'contract';
+export const LOCALITY_RULE = 'contract' as 'winner' | 'contract';
 
 /**
  * Never worse than LPT or KK: refine LPT; if that does not reach the bound, also refine KK
