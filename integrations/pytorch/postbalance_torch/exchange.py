@@ -91,18 +91,14 @@ def keep_in_graph(loss: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
     return loss
 
 
-def _ranges(starts: List[int], lengths: List[int]) -> torch.Tensor:
+def _ranges(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Concatenation of arange(s, s+l) for each (s, l), vectorised: row indices of whole items."""
-    if not starts:
-        return torch.zeros(0, dtype=torch.long)
-    s = torch.tensor(starts, dtype=torch.long)
-    n = torch.tensor(lengths, dtype=torch.long)
-    total = int(n.sum())
+    total = int(lengths.sum()) if lengths.numel() else 0
     if total == 0:
         return torch.zeros(0, dtype=torch.long)
-    # Row j of the output belongs to item i with j in [cum[i], cum[i]+n[i]): index = s[i] + (j - cum[i]).
-    cum = torch.cumsum(n, 0) - n
-    return torch.repeat_interleave(s - cum, n) + torch.arange(total, dtype=torch.long)
+    # Row j of the output belongs to item i with j in [cum[i], cum[i]+l[i]): index = s[i] + (j - cum[i]).
+    cum = torch.cumsum(lengths, 0) - lengths
+    return torch.repeat_interleave(starts - cum, lengths) + torch.arange(total, dtype=torch.long)
 
 
 class Exchange:
@@ -121,58 +117,58 @@ class Exchange:
         self._src, self._dst, self._rows = src, dst, rows
         self.src_keys: List[Key] = list(src[rank])
         self.dst_keys: List[Key] = list(dst[rank])
-        self.src_rows: List[int] = [rows[k] for k in self.src_keys]
-        self.dst_rows: List[int] = [rows[k] for k in self.dst_keys]
+        long = torch.long
 
-        owner: Dict[Key, int] = {}
-        for r, keys in enumerate(src):
-            for k in keys:
-                owner[k] = r
-        # Where each of my source items starts in my input.
-        start: Dict[Key, int] = {}
-        off = 0
-        for k, n in zip(self.src_keys, self.src_rows):
-            start[k] = off
-            off += n
-        self.src_total = off
+        # Every rank builds every step's exchanges over the whole global batch, so after one
+        # dict pass that numbers the items (source order, rank-major) all bookkeeping is done on
+        # integer tensors rather than in Python loops over ranks × items.
+        flat_src = [k for keys in src for k in keys]
+        index = {k: i for i, k in enumerate(flat_src)}
+        n = len(flat_src)
+        if len(index) != n:
+            raise ValueError("an item appears twice in the source layout")
+        src_counts = torch.tensor([len(keys) for keys in src], dtype=long)
+        owner = torch.repeat_interleave(torch.arange(world), src_counts)
+        row = torch.tensor([rows[k] for k in flat_src], dtype=long)
+        try:
+            dst_idx = torch.tensor([index[k] for keys in dst for k in keys], dtype=long)
+        except KeyError as e:
+            raise ValueError(f"destination item {e.args[0]!r} is in no rank's source layout") from None
+        if dst_idx.numel() != n or bool((torch.bincount(dst_idx, minlength=n) != 1).any()):
+            raise ValueError("the destination layout must hold every source item exactly once")
+        dst_rank = torch.repeat_interleave(torch.arange(world), torch.tensor([len(keys) for keys in dst], dtype=long))
 
-        # Send: to each rank d, my items in d's destination order (so that d receives each
-        # source's rows already in its own order and only has to interleave the sources).
-        send_starts: List[int] = []
-        send_lens: List[int] = []
-        self.send_splits = [0] * world
-        moved = 0
-        for d in range(world):
-            for k in dst[d]:
-                if owner.get(k, -1) == rank:
-                    n = rows[k]
-                    send_starts.append(start[k])
-                    send_lens.append(n)
-                    self.send_splits[d] += n
-                    if d != rank:
-                        moved += n
-        if sum(send_lens) != self.src_total:
-            missing = [k for k in self.src_keys if not any(k in dst[d] for d in range(world))][:3]
-            raise ValueError(f"rank {rank}: source items missing from the destination layout, e.g. {missing}")
-        self.send_index = _ranges(send_starts, send_lens)
-        self.moved_rows = moved
+        # My source items are a contiguous range of the numbering; where each starts in my input.
+        lo = int(src_counts[:rank].sum())
+        my_rows = row[lo: lo + len(self.src_keys)]
+        src_start = torch.zeros(n, dtype=long)
+        src_start[lo: lo + my_rows.numel()] = torch.cumsum(my_rows, 0) - my_rows
+        self.src_rows: List[int] = my_rows.tolist()
+        self.src_total = int(my_rows.sum())
 
-        # Receive: rows arrive grouped by source rank, each group in my destination order.
-        by_src: List[List[int]] = [[] for _ in range(world)]  # positions in dst_keys
-        for i, k in enumerate(self.dst_keys):
-            if k not in owner:
-                raise ValueError(f"rank {rank}: destination item {k!r} is in no rank's source layout")
-            by_src[owner[k]].append(i)
-        self.recv_splits = [sum(self.dst_rows[i] for i in pos) for pos in by_src]
-        buf_start = [0] * len(self.dst_keys)
-        off = 0
-        for pos in by_src:
-            for i in pos:
-                buf_start[i] = off
-                off += self.dst_rows[i]
-        self.dst_total = off
-        self.recv_index = _ranges(buf_start, self.dst_rows)
-        # Identity permutations are common (a single source, or a sorted plan): skip those gathers.
+        # Send: to each rank d, my items in d's destination order (the destination layout is
+        # rank-major, so they come out grouped by d), and d receives each source's rows already
+        # in its own order: it only has to interleave the sources.
+        sel = (owner[dst_idx] == rank).nonzero().squeeze(1)
+        items, to = dst_idx[sel], dst_rank[sel]
+        send_lens = row[items]
+        self.send_index = _ranges(src_start[items], send_lens)
+        self.send_splits: List[int] = torch.zeros(world, dtype=long).scatter_add_(0, to, send_lens).tolist()
+        self.moved_rows = int(send_lens[to != rank].sum())
+
+        # Receive: rows arrive grouped by source rank; put them back in my destination order.
+        dlo = int((dst_rank < rank).sum())
+        mine = dst_idx[dlo: dlo + len(self.dst_keys)]
+        mine_rows, mine_src = row[mine], owner[mine]
+        self.dst_rows: List[int] = mine_rows.tolist()
+        self.recv_splits: List[int] = torch.zeros(world, dtype=long).scatter_add_(0, mine_src, mine_rows).tolist()
+        arrival = torch.sort(mine_src, stable=True).indices       # buffer order: by source, stable
+        buf_start = torch.zeros(mine.numel(), dtype=long)
+        arrived_rows = mine_rows[arrival]
+        buf_start[arrival] = torch.cumsum(arrived_rows, 0) - arrived_rows
+        self.dst_total = int(mine_rows.sum())
+        self.recv_index = _ranges(buf_start, mine_rows)
+        # Identity permutations are common (one source, or items that stay): skip those gathers.
         self._send_identity = bool(torch.equal(self.send_index, torch.arange(self.src_total)))
         self._recv_identity = bool(torch.equal(self.recv_index, torch.arange(self.dst_total)))
 
@@ -298,6 +294,8 @@ class StepPlan:
 
     `global_examples` is the all-gathered batch (rank order, then sampled order), so this rank's
     sampled examples are those with `rank == self.rank`, in the order it sampled them.
+    Every rank walks the whole batch to build its exchanges (that is what spares communicating
+    counts), so per-example facts are computed once here and layouts are cached.
     """
 
     def __init__(
@@ -318,51 +316,91 @@ class StepPlan:
         self.config = config
         self.group = group
         self.examples = list(global_examples)
-        self.by_id: Dict[str, Mapping[str, Any]] = {_js_id(e["id"]): e for e in self.examples}
+        mods = _modalities(config)
+        self._ids: List[str] = [_js_id(e["id"]) for e in self.examples]
+        self._ranks: List[int] = [int(e["rank"]) for e in self.examples]
+        # Segment lengths per example and modality (only the modalities it has).
+        self._segs: List[Dict[str, List[int]]] = [
+            {m: segment_lengths(e.get(m)) for m in mods if e.get(m) is not None} for e in self.examples
+        ]
+        self._index: Dict[str, int] = {eid: i for i, eid in enumerate(self._ids)}
+        self.by_id: Dict[str, Mapping[str, Any]] = {eid: e for eid, e in zip(self._ids, self.examples)}
         self.phases: Dict[str, Mapping[str, Any]] = {p["name"]: p for p in config["phases"]}
         self._planned: Dict[str, Mapping[str, Any]] = {p["name"]: p for p in plan["phases"]}
+        self._cache: Dict[Tuple[str, str], Any] = {}
 
     # layouts ------------------------------------------------------------------------------
 
-    def _segments(self, e: Mapping[str, Any], modalities: Sequence[str]) -> List[Tuple[Key, str, int]]:
-        eid = _js_id(e["id"])
-        return [(f"{eid}/{m}/{k}", m, L) for m in modalities for k, L in enumerate(segment_lengths(e.get(m)))]
+    def _segments(self, i: int, modalities: Sequence[str]) -> List[Tuple[Key, str, int]]:
+        """(key, modality, length) of example i's segments of these modalities, in item order."""
+        eid, segs = self._ids[i], self._segs[i]
+        return [(f"{eid}/{m}/{k}", m, L) for m in modalities if m in segs for k, L in enumerate(segs[m])]
 
-    def _has_any(self, e: Mapping[str, Any], modalities: Sequence[str]) -> bool:
-        return any(segment_lengths(e.get(m)) for m in modalities)
+    def _phase_segments(self, phase: str) -> List[List[Tuple[Key, str, int]]]:
+        """_segments of every example for a phase's modalities, computed once per phase."""
+        key = ("segments", phase)
+        if key not in self._cache:
+            mods = self.phases[phase]["modalities"]
+            self._cache[key] = [self._segments(i, mods) for i in range(len(self.examples))]
+        return self._cache[key]
+
+    def _has_any(self, i: int, modalities: Sequence[str]) -> bool:
+        segs = self._segs[i]
+        return any(segs.get(m) for m in modalities)
+
+    def _is_segment(self, phase: str) -> bool:
+        return self.phases[phase].get("unit", "segment") == "segment"
 
     def sampled_layout(self, phase: str) -> Layout:
         """Every rank's items of `phase` in sampled order (rows of your local tensors go in this order)."""
-        cfg = self.phases[phase]
-        layout: Layout = [[] for _ in range(self.world)]
-        for e in self.examples:
-            if cfg.get("unit", "segment") == "segment":
-                layout[e["rank"]].extend(k for k, _, _ in self._segments(e, cfg["modalities"]))
-            elif self._has_any(e, cfg["modalities"]):
-                layout[e["rank"]].append(_js_id(e["id"]))
-        return layout
+        key = ("sampled", phase)
+        if key not in self._cache:
+            mods = self.phases[phase]["modalities"]
+            layout: Layout = [[] for _ in range(self.world)]
+            if self._is_segment(phase):
+                for i, segs in enumerate(self._phase_segments(phase)):
+                    layout[self._ranks[i]].extend(k for k, _, _ in segs)
+            else:
+                for i in range(len(self.examples)):
+                    if self._has_any(i, mods):
+                        layout[self._ranks[i]].append(self._ids[i])
+            self._cache[key] = layout
+        return self._cache[key]
 
     def planned_layout(self, phase: str) -> Layout:
-        return [list(r["items"]) for r in self._planned[phase]["ranks"]]
+        """Every rank's items of `phase` in the plan's order (the plan's `ranks[r].items`)."""
+        key = ("planned", phase)
+        if key not in self._cache:
+            self._cache[key] = [r["items"] for r in self._planned[phase]["ranks"]]
+        return self._cache[key]
 
     def local_keys(self, phase: str, planned: bool = False) -> List[Key]:
         """This rank's item keys of `phase`, sampled (default) or planned order."""
-        return (self.planned_layout(phase) if planned else self.sampled_layout(phase))[self.rank]
+        return list((self.planned_layout(phase) if planned else self.sampled_layout(phase))[self.rank])
+
+    def _item_rows(self, phase: str, seg_rows: Optional[RowsFn], ex_rows: Optional[RowsFn]) -> Dict[Key, int]:
+        mods = self.phases[phase]["modalities"]
+        out: Dict[Key, int] = {}
+        if self._is_segment(phase):
+            for segs in self._phase_segments(phase):
+                for k, m, L in segs:
+                    out[k] = L if seg_rows is None else int(seg_rows(L, m))
+        else:
+            scale = self.phases[phase].get("scale", {})
+            for i, e in enumerate(self.examples):
+                if self._has_any(i, mods):
+                    out[self._ids[i]] = (
+                        sum(math.ceil(L * scale.get(m, 1)) for _, m, L in self._segments(i, mods))
+                        if ex_rows is None else int(ex_rows(e))
+                    )
+        return out
 
     def item_tokens(self, phase: str) -> Dict[Key, int]:
         """Item length in tokens as the planner counts it (segment length; or Σ ceil(L·scale))."""
-        cfg = self.phases[phase]
-        out: Dict[Key, int] = {}
-        for e in self.examples:
-            if cfg.get("unit", "segment") == "segment":
-                for k, _, L in self._segments(e, cfg["modalities"]):
-                    out[k] = L
-            elif self._has_any(e, cfg["modalities"]):
-                scale = cfg.get("scale", {})
-                out[_js_id(e["id"])] = sum(
-                    math.ceil(L * scale.get(m, 1)) for _, m, L in self._segments(e, cfg["modalities"])
-                )
-        return out
+        key = ("tokens", phase)
+        if key not in self._cache:
+            self._cache[key] = self._item_rows(phase, None, None)
+        return self._cache[key]
 
     # exchanges ----------------------------------------------------------------------------
 
@@ -373,13 +411,12 @@ class StepPlan:
         one row per patch/frame). Example phases: rows(example_dict) (default: the item's token
         count; pass e.g. `lambda e: e["text"]` to move only the text tokens).
         """
-        cfg = self.phases[phase]
         if rows is None:
             counts = self.item_tokens(phase)
-        elif cfg.get("unit", "segment") == "segment":
-            counts = {k: int(rows(L, m)) for e in self.examples for k, m, L in self._segments(e, cfg["modalities"])}
+        elif self._is_segment(phase):
+            counts = self._item_rows(phase, rows, None)
         else:
-            counts = {_js_id(e["id"]): int(rows(e)) for e in self.examples if self._has_any(e, cfg["modalities"])}
+            counts = self._item_rows(phase, None, rows)
         return Exchange(self.sampled_layout(phase), self.planned_layout(phase), counts, self.rank, self.group)
 
     def route(
@@ -387,14 +424,14 @@ class StepPlan:
         phases: Union[str, Sequence[str]],
         to: Optional[str] = None,
         rows: Optional[RowsFn] = None,
-    ) -> Exchange:
+    ) -> "RouteExchange":
         """Encoder outputs → the rank holding their example in phase `to` (default: the last
         `unit: "example"` phase).
 
         Source: on each rank, the planned items of `phases` (in the order given), i.e. the
         encoder outputs in the order the encoders computed them. Destination: on each rank, for
         every example of `to` in planned order, its segments of each of `phases`, in k order, so
-        that `exchange.split_by_item()` yields each example's encoder outputs contiguously.
+        that `split_by_item()` yields each example's encoder outputs contiguously.
         rows(length, modality): outputs per segment (default: ceil(length × scale) with the
         target phase's scale, the token count the planner charged the backbone for).
         """
@@ -411,30 +448,27 @@ class StepPlan:
             for r, keys in enumerate(self.planned_layout(name)):
                 src[r].extend(keys)
         counts: Dict[Key, int] = {}
-        seg_mods = [self.phases[n]["modalities"] for n in names]
+        per_phase = [self._phase_segments(n) for n in names]
         dst: Layout = []
         item_rows: List[int] = []
         for r, keys in enumerate(self.planned_layout(to)):
             lst: List[Key] = []
             for eid in keys:
-                e = self.by_id[eid]
                 total = 0
-                for mods in seg_mods:
-                    for k, m, L in self._segments(e, mods):
-                        n = int(rows_fn(L, m))
-                        counts[k] = n
-                        lst.append(k)
-                        total += n
+                i = self._index[eid]
+                for k, m, L in (seg for segs in per_phase for seg in segs[i]):
+                    n = int(rows_fn(L, m))
+                    counts[k] = n
+                    lst.append(k)
+                    total += n
                 if r == self.rank:
                     item_rows.append(total)
             dst.append(lst)
-        # Segments of examples that are absent from `to` (none of its modalities) stay put.
-        placed = {k for lst in dst for k in lst}
-        for r, keys in enumerate(src):
-            missing = [k for k in keys if k not in placed]
-            if missing:
-                raise ValueError(f"phase {to!r} does not hold the examples of {missing[:3]}: route to a phase that includes them")
-        return RouteExchange(src, dst, counts, self.rank, self.group, self.planned_layout(to)[self.rank], item_rows)
+        if sum(len(x) for x in dst) != sum(len(x) for x in src):
+            placed = {k for lst in dst for k in lst}
+            missing = [k for keys in src for k in keys if k not in placed]
+            raise ValueError(f"phase {to!r} does not hold the examples of {missing[:3]}: route to a phase that includes them")
+        return RouteExchange(src, dst, counts, self.rank, self.group, list(self.planned_layout(to)[self.rank]), item_rows)
 
 
 class RouteExchange(Exchange):
