@@ -44,6 +44,12 @@ async function main() {
   for (const [examples, ranks] of grid) {
     const { config, examples: ex } = generateWorkload({ ranks, examples, seed: 1 });
     const batch = batchFromExamples(ex, config);
+    try {
+      await planBatch(batch, config, { algorithm: 'none' }, cpuAccelerator);
+    } catch (e) {
+      console.log(`| ${examples} | | ${ranks} | | | ${(e as Error).message} | | |`);
+      continue;
+    }
     for (const accel of accels) {
       for (const algorithm of algorithms) {
         if (accel.backend !== 'cpu' && algorithm !== 'best' && algorithm !== 'padded') continue;
