@@ -3,16 +3,7 @@
 import { expect } from 'vitest';
 import type { Config, Example, Plan } from '../src/types.js';
 
-export function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as mulberry } from '../src/rng.js';
 
 /** Fresh seed per run unless POSTBALANCE_SEED pins one; logged so a failure can be replayed. */
 export function testSeed(label: string): number {
