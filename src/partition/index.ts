@@ -112,7 +112,9 @@ export const LOCALITY_RULE = 'contract' as 'winner' | 'contract';
  * (and, for padded phases, try the contiguous cut) and keep the lightest max load (ties go to
  * the earlier candidate, so the choice is deterministic). Sum-load phases also try the
  * locality candidate (sampled layout kept up to the target, the rest LPT, refined) and prefer it
- * under LOCALITY_RULE.
+ * under LOCALITY_RULE. Work that cannot change the result is skipped: when the refined locality
+ * candidate is already within min(raw LPT, raw KK, the quality bar), it is accepted whatever the
+ * refined KK would score, so KK is not refined.
  */
 async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array): Promise<PartitionResult> {
   const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
@@ -120,6 +122,20 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   const polish = (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }));
   const first = lptValid(inp, phaseName);
   const firstScore = score(first);
+  const n = inp.order.length;
+  const withLocality = !inp.padding && sampledRank.length === n;
+  const contract = LOCALITY_RULE === 'contract' && !inp.equalCount && n >= 8 * inp.groups;
+  // The refined locality candidate and its score, computed at most once (null: none valid).
+  let loc: Int32Array | null | undefined, locScore = Infinity;
+  const locCandidate = (): Int32Array | null => {
+    if (loc !== undefined) return loc;
+    const l0 = locality(inp, sampledRank, target);
+    const lv = l0 && (feasible(inp, l0) ? l0 : repair(inp, l0));
+    loc = lv && feasible(inp, lv) ? refine(inp, lv, { target }) : null;
+    if (loc) locScore = score(loc);
+    return loc;
+  };
+  const qualityBar = () => lb + Math.max(0.001 * lb, inp.cost[inp.order[n - 1]]);
   // Raw KK ≥ ceil(lb) = target whenever it is not computed (loads are integers).
   let kkScore = target;
   candidates.push({ group: polish(first), algorithm: inp.padding ? 'lpt' : 'lpt+refine' });
@@ -127,6 +143,10 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
     const k = kkValid(inp);
     if (k) {
       kkScore = score(k);
+      // Accepted below whatever the KK candidate refines to (the bar is ≥ this minimum).
+      if (withLocality && contract && locCandidate() && locScore <= Math.min(firstScore, kkScore, qualityBar())) {
+        return { group: rehome(inp, loc!, sampledRank), algorithm: 'locality+refine' };
+      }
       candidates.push({ group: polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
     }
     if (inp.padding) {
@@ -141,21 +161,12 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
     if (s < winScore) { win = c; winScore = s; }
   }
   if (winScore > firstScore) throw new Error('best: refinement made a grouping worse'); // cannot happen: refine only accepts improvements
-  if (!inp.padding && sampledRank.length === inp.order.length) {
-    const n = inp.order.length;
-    let bar = winScore;
-    if (LOCALITY_RULE === 'contract' && !inp.equalCount && n >= 8 * inp.groups) {
-      const smallest = inp.cost[inp.order[n - 1]];
-      bar = Math.max(winScore, Math.min(firstScore, kkScore, lb + Math.max(0.001 * lb, smallest)));
-    }
-    const loc = locality(inp, sampledRank, target);
-    const lv = loc && (feasible(inp, loc) ? loc : repair(inp, loc));
-    if (lv && feasible(inp, lv)) {
-      const g = refine(inp, lv, { target });
-      if (score(g) <= bar) return { group: rehome(inp, g, sampledRank), algorithm: 'locality+refine' };
-    }
+  if (withLocality) {
+    const bar = contract ? Math.max(winScore, Math.min(firstScore, kkScore, qualityBar())) : winScore;
+    const g = locCandidate();
+    if (g && locScore <= bar) return { group: rehome(inp, g, sampledRank), algorithm: 'locality+refine' };
   }
   // Otherwise keep the winner's loads exactly, but let equal items stay where they were sampled.
-  if (sampledRank.length === inp.order.length) return { group: rehome(inp, win.group, sampledRank), algorithm: win.algorithm };
+  if (sampledRank.length === n) return { group: rehome(inp, win.group, sampledRank), algorithm: win.algorithm };
   return win;
 }

@@ -10,7 +10,7 @@
 // (binary search + copyWithin), so the common joins (a full solution with one item; two small
 // solutions) move a few entries natively instead of copying k of them. The initial one-item
 // solutions already come in heap order (cost desc, id asc), so they stay a queue outside the
-// heap, which holds only joined solutions.
+// heap, which holds only joined solutions, bucketed by equal difference (FIFO within a bucket).
 //
 // The result is exactly the textbook order: subsets in a solution by (sum desc, creation order),
 // solutions in the heap by (difference desc, solution id asc); the paired subset of the solution
@@ -72,26 +72,57 @@ export function kk(inp: PartitionInput): Int32Array {
   const diff = new Float64Array(maxSols);
   let sols = 0;
 
-  // Max-heap of joined solution ids by (diff desc, id asc); keys stored beside the ids.
-  const heap = new Int32Array(n);
+  // Joined solutions waiting, by (diff desc, id asc): solutions of equal diff share a bucket, a
+  // FIFO of ids (ids only grow, so FIFO order is id order), and a max-heap orders the buckets by
+  // their diffs. Few distinct item costs make long tie runs, which then cost O(1); with many
+  // distinct costs ties are rare and the map would only cost time, so every solution gets its own
+  // bucket and the heap breaks equal diffs by id (the same order either way).
+  let distinct = 0;
+  for (let j = 0; j < n; j++) if (j === 0 || cost[order[j]] !== cost[order[j - 1]]) distinct++;
+  const shared = distinct * 16 <= n;
+  const qnext = new Int32Array(maxSols);
+  const bHead = new Int32Array(n);
+  const bTail = new Int32Array(n);
+  const bKey = new Float64Array(n);
+  const freeBuckets: number[] = [];
+  let buckets = 0;
+  const bucketOf = new Map<number, number>();
+  const heap = new Int32Array(n); // bucket ids
   const hkey = new Float64Array(n);
   let hsize = 0;
+  let waiting = 0;
   const push = (id: number): void => {
-    let i = hsize++;
     const d = diff[id];
+    waiting++;
+    qnext[id] = -1;
+    const known = shared ? bucketOf.get(d) : undefined;
+    if (known !== undefined) {
+      qnext[bTail[known]] = id;
+      bTail[known] = id;
+      return;
+    }
+    const b = freeBuckets.length > 0 ? freeBuckets.pop()! : buckets++;
+    bKey[b] = d; bHead[b] = id; bTail[b] = id;
+    if (shared) bucketOf.set(d, b);
+    let i = hsize++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       const dp = hkey[p];
-      if (!(d > dp || (d === dp && id < heap[p]))) break;
+      if (!(d > dp || (d === dp && id < bHead[heap[p]]))) break;
       heap[i] = heap[p];
       hkey[i] = dp;
       i = p;
     }
-    heap[i] = id;
+    heap[i] = b;
     hkey[i] = d;
   };
   const popHeap = (): number => {
-    const top = heap[0];
+    const b = heap[0];
+    const id = bHead[b];
+    waiting--;
+    if (qnext[id] >= 0) { bHead[b] = qnext[id]; return id; }
+    if (shared) bucketOf.delete(bKey[b]);
+    freeBuckets.push(b);
     const last = heap[--hsize];
     if (hsize > 0) {
       const d = hkey[hsize];
@@ -103,9 +134,9 @@ export function kk(inp: PartitionInput): Int32Array {
         const r = l + 1;
         if (r < hsize) {
           const dr = hkey[r];
-          if (dr > dm || (dr === dm && heap[r] < heap[l])) { m = r; dm = dr; }
+          if (dr > dm || (dr === dm && bHead[heap[r]] < bHead[heap[l]])) { m = r; dm = dr; }
         }
-        if (!(dm > d || (dm === d && heap[m] < last))) break;
+        if (!(dm > d || (dm === d && bHead[heap[m]] < bHead[last]))) break;
         heap[i] = heap[m];
         hkey[i] = dm;
         i = m;
@@ -113,16 +144,16 @@ export function kk(inp: PartitionInput): Int32Array {
       heap[i] = last;
       hkey[i] = d;
     }
-    return top;
+    return id;
   };
   // The one-item solutions 0 .. singles-1, already in (diff desc, id asc) order.
   let singles = 0, nextSingle = 0;
   const pop = (): number => {
     if (nextSingle < singles) {
       const s = nextSingle;
-      if (hsize === 0) { nextSingle++; return s; }
+      if (waiting === 0) { nextSingle++; return s; }
       const ds = diff[s], dh = hkey[0];
-      if (ds > dh || (ds === dh && s < heap[0])) { nextSingle++; return s; }
+      if (ds > dh || (ds === dh && s < bHead[heap[0]])) { nextSingle++; return s; }
     }
     return popHeap();
   };
@@ -225,7 +256,7 @@ export function kk(inp: PartitionInput): Int32Array {
     singles = n;
   }
 
-  while (hsize + (singles - nextSingle) > 1) {
+  while (waiting + (singles - nextSingle) > 1) {
     const ia = pop(), ib = pop();
     const a = len[ia], b = len[ib];
     // Padded to k subsets, A[i] (descending) pairs with B[k-1-i] (ascending).
@@ -290,7 +321,7 @@ export function kk(inp: PartitionInput): Int32Array {
     push(id);
   }
 
-  const fin = hsize > 0 ? heap[0] : nextSingle;
+  const fin = waiting > 0 ? bHead[heap[0]] : nextSingle;
   for (let g = 0; g < len[fin]; g++) {
     for (let it = head[at(fin, g)]; it >= 0; it = next[it]) group[it] = g;
   }

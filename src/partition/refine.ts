@@ -3,6 +3,15 @@
 // the heaviest load the most while keeping the other group below it. Every accepted step lowers
 // (max load, number of groups at max) lexicographically, so it terminates; an iteration cap
 // bounds the work and is deterministic (a count, never a clock).
+//
+// Storage is typed arrays: every group's items, sorted by (cost, index), live in one block of an
+// arena with their costs beside them (searches read costs directly, no comparator calls); groups
+// are kept in an Int32Array sorted by (load, index), and a changed group moves to its new place
+// with one copyWithin. The scan of lighter groups stops once no later group can beat the best
+// step found: a step between the heaviest group h and l leaves max(L_h − d, L_l + d) ≥
+// ⌈(L_h + L_l)/2⌉ (loads are integers), which only grows along the scan; the swap search walks
+// l's costs with one pointer. The result is exactly that of the exhaustive rule above. Small
+// module-level functions (not one large one) so V8 optimises each hot loop early.
 import type { PartitionInput } from './common.js';
 
 export interface RefineOptions {
@@ -13,119 +22,267 @@ export interface RefineOptions {
   maxIterations?: number;
 }
 
+interface State {
+  R: number;
+  cost: Float64Array;
+  tokens: Uint32Array;
+  /** Token cap (Infinity when none). */
+  cap: number;
+  /** Equal counts: the floor quota q (moves only q+1 → q); −1 when counts are free. */
+  q: number;
+  extraScan: number;
+  load: Float64Array;
+  tok: Float64Array;
+  size: Int32Array;
+  /** Group g's members, by (cost, index): mem[off[g] .. off[g] + size[g]); costs in mc. */
+  off: Int32Array;
+  room: Int32Array;
+  top: number;
+  mem: Int32Array;
+  mc: Float64Array;
+  /** Item i's position in (cost, index) order. */
+  rank: Int32Array;
+  /** Groups by (load, index) ascending. */
+  sorted: Int32Array;
+  /** The step found by findStep: lighter group, item moved h → l, item moved back (or −1). */
+  bestL: number;
+  bestX: number;
+  bestY: number;
+}
+
 /** Refines `group` in place and returns it. Sum loads only (not for padded phases). */
 export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptions): Int32Array {
-  const { cost, tokens, groups: R, cap, equalCount } = inp;
+  const { cost, tokens, order, groups: R } = inp;
   const n = group.length;
-  const q = Math.floor(n / R);
+  if (n === 0 || R < 2) return group;
   const load = new Float64Array(R);
   const tok = new Float64Array(R);
-  const members: number[][] = Array.from({ length: R }, () => []);
+  const size = new Int32Array(R);
+  let max = -Infinity;
   for (let i = 0; i < n; i++) {
     const g = group[i];
     load[g] += cost[i];
     tok[g] += tokens[i];
-    members[g].push(i);
+    size[g]++;
   }
-  // Each group's items by (cost, index) ascending, for binary searches by cost.
-  const byCost = (a: number, b: number) => cost[a] - cost[b] || a - b;
-  for (const m of members) m.sort(byCost);
-
-  // Groups by (load, index) ascending; the last is the heaviest.
-  const rankOrder = (a: number, b: number) => load[a] - load[b] || a - b;
-  const sorted = Array.from({ length: R }, (_, g) => g).sort(rankOrder);
-  const position = (g: number) => {
-    let lo = 0, hi = sorted.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (rankOrder(sorted[mid], g) < 0) lo = mid + 1; else hi = mid;
-    }
-    return lo;
+  for (let g = 0; g < R; g++) if (load[g] > max) max = load[g];
+  const target = opts.target;
+  if (max <= target) return group;
+  const byRank = rankOrder(order, cost);
+  const rank = new Int32Array(n);
+  for (let k = 0; k < n; k++) rank[byRank[k]] = k;
+  const off = new Int32Array(R);
+  const room = new Int32Array(R);
+  let top = 0;
+  for (let g = 0; g < R; g++) {
+    off[g] = top;
+    room[g] = size[g] + 4 + (size[g] >> 3);
+    top += room[g];
+  }
+  const mem = new Int32Array(top + (top >> 2) + 64);
+  const mc = new Float64Array(mem.length);
+  fillMembers(byRank, group, cost, off, mem, mc, R);
+  const sorted = Int32Array.from(Array.from({ length: R }, (_, g) => g).sort((a, b) => load[a] - load[b] || a - b));
+  const s: State = {
+    R, cost, tokens, cap: inp.cap ?? Infinity, q: inp.equalCount ? Math.floor(n / R) : -1,
+    extraScan: opts.extraScan ?? 8,
+    load, tok, size, off, room, top, mem, mc, rank, sorted, bestL: -1, bestX: -1, bestY: -1,
   };
-  const insertAt = (g: number) => sorted.splice(position(g), 0, g);
-
-  /** First index in m whose cost is ≥ c. */
-  const lowerBoundCost = (m: number[], c: number) => {
-    let lo = 0, hi = m.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cost[m[mid]] < c) lo = mid + 1; else hi = mid;
-    }
-    return lo;
-  };
-
-  const extraScan = opts.extraScan ?? 8;
   const maxIterations = opts.maxIterations ?? 20 * R + 1000;
   for (let iter = 0; iter < maxIterations; iter++) {
     const h = sorted[R - 1];
-    const Lh = load[h];
-    if (Lh <= opts.target) break;
-    const H = members[h];
-    // Best candidate so far: resulting pair max, then the items involved.
-    let bestV = Lh, bestL = -1, bestX = -1, bestY = -1;
-    let scannedAfterFind = 0;
-    for (let s = 0; s < R - 1; s++) {
-      const l = sorted[s];
-      const g = Lh - load[l];
-      if (g < 2) break; // an integer step d must satisfy 0 < d < g
-      const L = members[l];
-      const half = g / 2;
-      const consider = (x: number, y: number) => {
-        const d = cost[x] - (y >= 0 ? cost[y] : 0);
-        if (d <= 0 || d >= g) return;
-        if (cap !== undefined) {
-          const dt = tokens[x] - (y >= 0 ? tokens[y] : 0);
-          if (tok[l] + dt > cap || tok[h] - dt > cap) return;
-        }
-        const v = Math.max(Lh - d, load[l] + d);
-        if (v < bestV) { bestV = v; bestL = l; bestX = x; bestY = y; }
-      };
-      // Move one item x from h to l: x closest to g/2 (equal counts allow it only q+1 → q).
-      if (!equalCount || (H.length === q + 1 && L.length === q)) {
-        const k = lowerBoundCost(H, half);
-        if (k < H.length) consider(H[k], -1);
-        if (k > 0) consider(H[k - 1], -1);
-      }
-      // Swap x ∈ h with y ∈ l: y closest to cost[x] − g/2, for each distinct cost in h.
-      for (let a = 0; a < H.length; a++) {
-        const x = H[a];
-        if (a + 1 < H.length && cost[H[a + 1]] === cost[x]) continue;
-        const k = lowerBoundCost(L, cost[x] - half);
-        if (k < L.length) consider(x, L[k]);
-        if (k > 0) consider(x, L[k - 1]);
-      }
-      if (bestL >= 0 && ++scannedAfterFind > extraScan) break;
-    }
-    if (bestL < 0) break; // local optimum: no move or swap lowers the heaviest group
-    const l = bestL, x = bestX, y = bestY;
-    sorted.splice(position(h), 1);
-    sorted.splice(position(l), 1);
-    // (cost, index) is a total order, so an item's insertion point is its position.
-    const remove = (m: number[], i: number) => m.splice(lowerBoundInsert(m, i), 1);
-    remove(members[h], x);
-    members[l].splice(lowerBoundInsert(members[l], x), 0, x);
-    group[x] = l;
-    load[h] -= cost[x]; load[l] += cost[x];
-    tok[h] -= tokens[x]; tok[l] += tokens[x];
-    if (y >= 0) {
-      remove(members[l], y);
-      members[h].splice(lowerBoundInsert(members[h], y), 0, y);
-      group[y] = h;
-      load[l] -= cost[y]; load[h] += cost[y];
-      tok[l] -= tokens[y]; tok[h] += tokens[y];
-    }
-    insertAt(h);
-    insertAt(l);
+    if (load[h] <= target) break;
+    if (!findStep(s, h)) break; // local optimum: no move or swap lowers the heaviest group
+    apply(s, group, h);
   }
   return group;
+}
 
-  function lowerBoundInsert(m: number[], i: number): number {
-    let lo = 0, hi = m.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (byCost(m[mid], i) < 0) lo = mid + 1; else hi = mid;
+/** Items by (cost, index) ascending, from `order` (cost descending; equal-cost runs re-sorted by index). */
+function rankOrder(order: Uint32Array, cost: Float64Array): Int32Array {
+  const n = order.length;
+  const out = new Int32Array(n);
+  let w = 0;
+  for (let b = n; b > 0; ) {
+    let a = b - 1;
+    const c = cost[order[a]];
+    while (a > 0 && cost[order[a - 1]] === c) a--;
+    let inOrder = true;
+    for (let k = a; k < b; k++) {
+      out[w + k - a] = order[k];
+      if (k > a && order[k] < order[k - 1]) inOrder = false;
     }
-    return lo;
+    if (!inOrder) out.subarray(w, w + b - a).sort();
+    w += b - a;
+    b = a;
+  }
+  return out;
+}
+
+function fillMembers(byRank: Int32Array, group: Int32Array, cost: Float64Array, off: Int32Array, mem: Int32Array, mc: Float64Array, R: number): void {
+  const fill = new Int32Array(R);
+  for (let k = 0; k < byRank.length; k++) {
+    const i = byRank[k], g = group[i];
+    const p = off[g] + fill[g]++;
+    mem[p] = i;
+    mc[p] = cost[i];
+  }
+}
+
+/**
+ * The best step for the heaviest group h (into s.bestL/X/Y): the move or swap with a lighter
+ * group that leaves the pair's max lowest, lightest groups first, ties to the first found.
+ */
+function findStep(s: State, h: number): boolean {
+  const { R, load, tok, size, off, mem, mc, sorted, cap, q } = s;
+  const tokens = s.tokens;
+  const Lh = load[h];
+  const ho = off[h], hn = size[h];
+  const th = tok[h];
+  let bestV = Lh, bestL = -1, bestX = -1, bestY = -1;
+  let scannedAfterFind = 0;
+  for (let si = 0; si < R - 1; si++) {
+    const l = sorted[si];
+    const Ll = load[l];
+    const g = Lh - Ll;
+    if (g < 2) break; // an integer step d must satisfy 0 < d < g
+    // No step with l or any heavier group can leave the pair below ⌈(Lh + Ll)/2⌉.
+    const floorV = Math.ceil((Lh + Ll) / 2);
+    if (bestV <= floorV) break;
+    const lo = off[l], ln = size[l];
+    const half = g / 2;
+    const tl = tok[l];
+    // Move one item x from h to l: x closest to g/2 (equal counts allow it only q+1 → q).
+    if (q < 0 || (hn === q + 1 && ln === q)) {
+      let a = 0, b = hn;
+      while (a < b) {
+        const mid = (a + b) >> 1;
+        if (mc[ho + mid] < half) a = mid + 1; else b = mid;
+      }
+      for (let t = a; t >= a - 1; t--) {
+        if (t < 0 || t >= hn) continue;
+        const d = mc[ho + t];
+        if (d <= 0 || d >= g) continue;
+        const x = mem[ho + t];
+        if (tl + tokens[x] > cap || th - tokens[x] > cap) continue;
+        const v = Lh - d > Ll + d ? Lh - d : Ll + d;
+        if (v < bestV) { bestV = v; bestL = l; bestX = x; bestY = -1; }
+      }
+    }
+    // Swap x ∈ h with y ∈ l: y closest to cost[x] − g/2, for each distinct cost in h (the last
+    // item of its run); the search point grows with cost[x], so one pointer walks l.
+    let k = 0;
+    for (let a = 0; a < hn && bestV > floorV; a++) {
+      const cx = mc[ho + a];
+      if (a + 1 < hn && mc[ho + a + 1] === cx) continue;
+      const want = cx - half;
+      while (k < ln && mc[lo + k] < want) k++;
+      for (let t = k; t >= k - 1; t--) {
+        if (t < 0 || t >= ln) continue;
+        const d = cx - mc[lo + t];
+        if (d <= 0 || d >= g) continue;
+        const x = mem[ho + a], y = mem[lo + t];
+        const dt = tokens[x] - tokens[y];
+        if (tl + dt > cap || th - dt > cap) continue;
+        const v = Lh - d > Ll + d ? Lh - d : Ll + d;
+        if (v < bestV) { bestV = v; bestL = l; bestX = x; bestY = y; }
+      }
+    }
+    if (bestL >= 0 && ++scannedAfterFind > s.extraScan) break;
+  }
+  s.bestL = bestL; s.bestX = bestX; s.bestY = bestY;
+  return bestL >= 0;
+}
+
+function apply(s: State, group: Int32Array, h: number): void {
+  const { cost, tokens, load, tok } = s;
+  const l = s.bestL, x = s.bestX, y = s.bestY;
+  remove(s, h, x);
+  insert(s, l, x);
+  group[x] = l;
+  let nh = load[h] - cost[x], nl = load[l] + cost[x];
+  tok[h] -= tokens[x]; tok[l] += tokens[x];
+  if (y >= 0) {
+    remove(s, l, y);
+    insert(s, h, y);
+    group[y] = h;
+    nl -= cost[y]; nh += cost[y];
+    tok[l] -= tokens[y]; tok[h] += tokens[y];
+  }
+  // h moves first, with l still at its old load (so the order stays consistent), then l.
+  reposition(s, h, nh);
+  reposition(s, l, nl);
+}
+
+/** Position of item rank r in group g's members (where it is, or where it would go). */
+function find(s: State, g: number, r: number): number {
+  const { mem, rank } = s;
+  let lo = s.off[g], hi = lo + s.size[g];
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rank[mem[mid]] < r) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+function insert(s: State, g: number, i: number): void {
+  if (s.size[g] === s.room[g]) {
+    // Full: the block moves to the end of the arena with twice the room.
+    const nr = 2 * s.room[g], o = s.off[g], e = o + s.size[g];
+    if (s.top + nr > s.mem.length) {
+      const m2 = new Int32Array(2 * (s.top + nr));
+      m2.set(s.mem.subarray(0, s.top));
+      const c2 = new Float64Array(m2.length);
+      c2.set(s.mc.subarray(0, s.top));
+      s.mem = m2;
+      s.mc = c2;
+    }
+    s.mem.copyWithin(s.top, o, e);
+    s.mc.copyWithin(s.top, o, e);
+    s.off[g] = s.top;
+    s.room[g] = nr;
+    s.top += nr;
+  }
+  const p = find(s, g, s.rank[i]), e = s.off[g] + s.size[g];
+  s.mem.copyWithin(p + 1, p, e);
+  s.mc.copyWithin(p + 1, p, e);
+  s.mem[p] = i;
+  s.mc[p] = s.cost[i];
+  s.size[g]++;
+}
+
+function remove(s: State, g: number, i: number): void {
+  const p = find(s, g, s.rank[i]), e = s.off[g] + s.size[g];
+  s.mem.copyWithin(p, p + 1, e);
+  s.mc.copyWithin(p, p + 1, e);
+  s.size[g]--;
+}
+
+/** First position in [lo, hi) of s.sorted whose group is not before (L, g) in (load, index) order. */
+function upper(s: State, L: number, g: number, lo: number, hi: number): number {
+  const { sorted, load } = s;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const m = sorted[mid], lm = load[m];
+    if (lm < L || (lm === L && m < g)) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** Moves g (still at its old load) to its place in s.sorted for load `now`. */
+function reposition(s: State, g: number, now: number): void {
+  const { sorted, load, R } = s;
+  const was = load[g];
+  const from = upper(s, was, g, 0, R); // sorted[from] === g
+  load[g] = now;
+  if (now < was) {
+    const to = upper(s, now, g, 0, from);
+    sorted.copyWithin(to + 1, to, from);
+    sorted[to] = g;
+  } else {
+    const to = upper(s, now, g, from + 1, R) - 1;
+    sorted.copyWithin(from, from + 1, to + 1);
+    sorted[to] = g;
   }
 }
 
