@@ -63,45 +63,68 @@ export function feasible(inp: PartitionInput, group: Int32Array): boolean {
 
 /**
  * Min-heap of groups keyed by (load, group index): the "least loaded rank" of greedy
- * algorithms, with the lowest index winning ties so the result is deterministic.
+ * algorithms, with the lowest index winning ties so the result is deterministic. Each entry
+ * carries a copy of its key (a group's load does not change while it waits in the heap), so
+ * comparisons read two parallel typed arrays. `replaceTop` gives the top group a new key that
+ * is not smaller and sifts it down: one pass instead of a pop and a push, with the same heap
+ * contents, hence the same sequence of pops.
  */
-export function groupHeap(R: number) {
-  const heap = new Int32Array(R);
-  let size = 0;
-  let key: Float64Array = new Float64Array(R);
-  const less = (a: number, b: number) => key[a] < key[b] || (key[a] === key[b] && a < b);
-  function push(g: number): void {
-    let i = size++;
-    heap[i] = g;
+export class LoadHeap {
+  readonly g: Int32Array;
+  readonly k: Float64Array;
+  size = 0;
+  constructor(R: number) {
+    this.g = new Int32Array(R);
+    this.k = new Float64Array(R);
+  }
+  /** The least-loaded group (heap must not be empty). */
+  top(): number {
+    return this.g[0];
+  }
+  push(grp: number, key: number): void {
+    const g = this.g, k = this.k;
+    let i = this.size++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!less(heap[i], heap[p])) break;
-      const t = heap[i]; heap[i] = heap[p]; heap[p] = t;
+      const kp = k[p];
+      if (!(key < kp || (key === kp && grp < g[p]))) break;
+      g[i] = g[p];
+      k[i] = kp;
       i = p;
     }
+    g[i] = grp;
+    k[i] = key;
   }
-  function pop(): number {
-    const top = heap[0];
-    size--;
-    if (size > 0) {
-      heap[0] = heap[size];
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < size && less(heap[l], heap[m])) m = l;
-        if (r < size && less(heap[r], heap[m])) m = r;
-        if (m === i) break;
-        const t = heap[i]; heap[i] = heap[m]; heap[m] = t;
-        i = m;
+  pop(): number {
+    const g = this.g, k = this.k;
+    const out = g[0];
+    const n = --this.size;
+    if (n > 0) this.siftDown(g[n], k[n], n);
+    return out;
+  }
+  /** The top group's key becomes `key` (≥ its old key). */
+  replaceTop(key: number): void {
+    this.siftDown(this.g[0], key, this.size);
+  }
+  /** Places (grp, key) from the root down, within the first n entries. */
+  private siftDown(grp: number, key: number, n: number): void {
+    const g = this.g, k = this.k;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      let m = l, km = k[l];
+      const r = l + 1;
+      if (r < n) {
+        const kr = k[r];
+        if (kr < km || (kr === km && g[r] < g[l])) { m = r; km = kr; }
       }
+      if (!(km < key || (km === key && g[m] < grp))) break;
+      g[i] = g[m];
+      k[i] = km;
+      i = m;
     }
-    return top;
+    g[i] = grp;
+    k[i] = key;
   }
-  return {
-    setKeys(k: Float64Array) { key = k; },
-    push,
-    pop,
-    get size() { return size; },
-  };
 }

@@ -77,8 +77,7 @@ export function kk(inp: PartitionInput): Int32Array {
   // their diffs. Few distinct item costs make long tie runs, which then cost O(1); with many
   // distinct costs ties are rare and the map would only cost time, so every solution gets its own
   // bucket and the heap breaks equal diffs by id (the same order either way).
-  let distinct = 0;
-  for (let j = 0; j < n; j++) if (j === 0 || cost[order[j]] !== cost[order[j - 1]]) distinct++;
+  const distinct = distinctCosts(cost, order);
   const shared = distinct * 16 <= n;
   const qnext = new Int32Array(maxSols);
   const bHead = new Int32Array(n);
@@ -247,16 +246,15 @@ export function kk(inp: PartitionInput): Int32Array {
       push(id);
     }
   } else {
-    for (let j = 0; j < n; j++) {
-      const id = sols++;
-      one[id] = newSet(order[j]);
-      len[id] = 1;
-      setDiff(id);
-    }
+    initSingles(cost, order, sum, head, tail, one, len, diff, k);
+    subsets = n;
+    sols = n;
     singles = n;
   }
 
-  while (waiting + (singles - nextSingle) > 1) {
+  /** One join: the two solutions of largest difference become one (a small function, so V8
+   * optimises it early instead of re-entering the whole of kk on stack replacement). */
+  const join = (): void => {
     const ia = pop(), ib = pop();
     const a = len[ia], b = len[ib];
     // Padded to k subsets, A[i] (descending) pairs with B[k-1-i] (ascending).
@@ -319,11 +317,42 @@ export function kk(inp: PartitionInput): Int32Array {
     }
     setDiff(id);
     push(id);
-  }
+  };
+  while (waiting + (singles - nextSingle) > 1) join();
 
   const fin = waiting > 0 ? bHead[heap[0]] : nextSingle;
-  for (let g = 0; g < len[fin]; g++) {
-    for (let it = head[at(fin, g)]; it >= 0; it = next[it]) group[it] = g;
-  }
+  for (let g = 0; g < len[fin]; g++) label(group, head, next, at(fin, g), g);
   return group;
+}
+
+/** Number of distinct costs (order is by cost). */
+function distinctCosts(cost: Float64Array, order: Uint32Array): number {
+  let distinct = 0;
+  for (let j = 0; j < order.length; j++) if (j === 0 || cost[order[j]] !== cost[order[j - 1]]) distinct++;
+  return distinct;
+}
+
+/**
+ * The one-item solutions: solution j holds subset j = {order[j]} (what newSet and setDiff do
+ * for each, in one loop): one subset, so its difference is its sum (k > 1) or 0 (k = 1).
+ */
+function initSingles(
+  cost: Float64Array, order: Uint32Array, sum: Float64Array, head: Int32Array, tail: Int32Array,
+  one: Int32Array, len: Int32Array, diff: Float64Array, k: number,
+): void {
+  for (let j = 0; j < order.length; j++) {
+    const item = order[j];
+    const c = cost[item];
+    sum[j] = c;
+    head[j] = item;
+    tail[j] = item;
+    one[j] = j;
+    len[j] = 1;
+    diff[j] = 1 < k ? c : 0;
+  }
+}
+
+/** Every item of subset s's linked list goes to group g. */
+function label(group: Int32Array, head: Int32Array, next: Int32Array, s: number, g: number): void {
+  for (let it = head[s]; it >= 0; it = next[it]) group[it] = g;
 }

@@ -4,7 +4,8 @@
 // everything a rank keeps stays at home; the caller refines the result like any other candidate.
 // Sum loads only (not for padded phases). Deterministic: items by (cost desc, index asc), ranks
 // by (load, index).
-import { groupHeap, type PartitionInput } from './common.js';
+import { LoadHeap, type PartitionInput } from './common.js';
+import { GreedyState, place } from './lpt.js';
 
 /**
  * Returns group[i] = the rank item i runs on (group g = rank g), or null when the pool cannot
@@ -12,25 +13,29 @@ import { groupHeap, type PartitionInput } from './common.js';
  * keeps its own items.
  */
 export function locality(inp: PartitionInput, sampledRank: Int32Array, capacity: number): Int32Array | null {
-  const { cost, tokens, order, groups: R, cap, equalCount } = inp;
+  const { order, groups: R } = inp;
   const n = order.length;
-  const group = new Int32Array(n).fill(-1);
-  const load = new Float64Array(R);
-  const tok = new Float64Array(R);
-  const count = new Uint32Array(R);
-  const q = Math.floor(n / R), r = n % R;
+  const st = new GreedyState(inp, n, R, false);
   // Keep: items by cost descending; each stays home if it fits under the capacity, the token
   // cap and (equal counts) the floor quota.
   const pool = new Uint32Array(n);
+  const pooled = keep(st, order, sampledRank, capacity, pool);
+  // Pool: largest first to the least-loaded rank that can take it.
+  const heap = new LoadHeap(R);
+  for (let g = 0; g < R; g++) heap.push(g, st.load[g]);
+  for (let k = 0; k < pooled; k++) if (!place(st, heap, pool[k])) return null;
+  return st.group;
+}
+
+/** The keep pass; returns how many items went to the pool. */
+function keep(st: GreedyState, order: Uint32Array, sampledRank: Int32Array, capacity: number, pool: Uint32Array): number {
+  const { cost, tokens, cap, equalCount, q, group, load, tok, count } = st;
+  const n = order.length;
   let pooled = 0;
   for (let k = 0; k < n; k++) {
     const i = order[k];
     const g = sampledRank[i];
-    if (
-      load[g] + cost[i] <= capacity &&
-      (cap === undefined || tok[g] + tokens[i] <= cap) &&
-      (!equalCount || count[g] < q)
-    ) {
+    if (load[g] + cost[i] <= capacity && tok[g] + tokens[i] <= cap && (!equalCount || count[g] < q)) {
       group[i] = g;
       load[g] += cost[i];
       tok[g] += tokens[i];
@@ -39,33 +44,7 @@ export function locality(inp: PartitionInput, sampledRank: Int32Array, capacity:
       pool[pooled++] = i;
     }
   }
-  // Pool: largest first to the least-loaded rank that can take it.
-  let big = 0;
-  const heap = groupHeap(R);
-  heap.setKeys(load);
-  for (let g = 0; g < R; g++) heap.push(g);
-  const aside: number[] = [];
-  for (let k = 0; k < pooled; k++) {
-    const i = pool[k];
-    let chosen = -1;
-    while (heap.size > 0) {
-      const g = heap.pop();
-      if (equalCount && (count[g] > q || (count[g] === q && big >= r))) continue; // full for good
-      if (cap !== undefined && tok[g] + tokens[i] > cap) { aside.push(g); continue; }
-      chosen = g;
-      break;
-    }
-    for (const g of aside) heap.push(g);
-    aside.length = 0;
-    if (chosen < 0) return null;
-    group[i] = chosen;
-    load[chosen] += cost[i];
-    tok[chosen] += tokens[i];
-    count[chosen]++;
-    if (equalCount && count[chosen] === q + 1) big++;
-    heap.push(chosen);
-  }
-  return group;
+  return pooled;
 }
 
 /**

@@ -1,46 +1,105 @@
 // Longest-processing-time greedy: items by cost descending, each to the least-loaded group that
 // can still take it (token cap, equal-count quota). The paper's style of balancer.
-import { groupHeap, type PartitionInput } from './common.js';
+import { LoadHeap, type PartitionInput } from './common.js';
 
 /** Returns the grouping, or null when the greedy cannot respect the token cap. */
 export function lpt(inp: PartitionInput): Int32Array | null {
-  const { cost, tokens, order, groups: R, cap, equalCount, padding } = inp;
+  const { order, groups: R } = inp;
   const n = order.length;
-  const group = new Int32Array(n).fill(-1);
-  const load = new Float64Array(R);
-  const tok = new Float64Array(R);
-  const count = new Uint32Array(R);
-  const first = new Float64Array(R); // largest cost in the group (its first item: costs arrive descending)
-  // Equal counts: r groups get q+1 items, the others q.
-  const q = Math.floor(n / R), r = n % R;
-  let big = 0;
-  const heap = groupHeap(R);
-  heap.setKeys(load);
-  for (let g = 0; g < R; g++) heap.push(g);
-  const aside: number[] = [];
-  for (let k = 0; k < n; k++) {
-    const i = order[k];
-    let chosen = -1;
-    while (heap.size > 0) {
-      const g = heap.pop();
-      if (equalCount && (count[g] > q || (count[g] === q && big >= r))) continue; // full for good
-      if (cap !== undefined && tok[g] + tokens[i] > cap) { aside.push(g); continue; }
-      chosen = g;
-      break;
-    }
-    for (const g of aside) heap.push(g);
-    aside.length = 0;
-    if (chosen < 0) return null;
-    const g = chosen;
-    group[i] = g;
-    count[g]++;
-    tok[g] += tokens[i];
-    if (count[g] === 1) first[g] = cost[i];
-    load[g] = padding ? count[g] * first[g] : load[g] + cost[i];
-    if (equalCount && count[g] === q + 1) big++;
-    heap.push(g);
+  const st = new GreedyState(inp, n, R);
+  const heap = new LoadHeap(R);
+  for (let g = 0; g < R; g++) heap.push(g, 0);
+  for (let k = 0; k < n; k++) if (!place(st, heap, order[k])) return null;
+  return st.group;
+}
+
+/** Per-group state of the greedy (loads, tokens, counts, first cost) and the grouping so far. */
+export class GreedyState {
+  readonly cost: Float64Array;
+  readonly tokens: Uint32Array;
+  readonly cap: number;
+  readonly equalCount: boolean;
+  readonly padding: boolean;
+  readonly group: Int32Array;
+  readonly load: Float64Array;
+  readonly tok: Float64Array;
+  readonly count: Uint32Array;
+  /** Largest cost in the group (its first item: costs arrive descending). */
+  readonly first: Float64Array;
+  /** Equal counts: r groups get q+1 items, the others q; big counts the groups at q+1. */
+  readonly q: number;
+  readonly r: number;
+  big = 0;
+  constructor(inp: PartitionInput, n: number, R: number, padding = inp.padding) {
+    this.cost = inp.cost;
+    this.tokens = inp.tokens;
+    this.cap = inp.cap ?? Infinity;
+    this.equalCount = inp.equalCount;
+    this.padding = padding;
+    this.group = new Int32Array(n).fill(-1);
+    this.load = new Float64Array(R);
+    this.tok = new Float64Array(R);
+    this.count = new Uint32Array(R);
+    this.first = new Float64Array(R);
+    this.q = Math.floor(n / R);
+    this.r = n % R;
   }
-  return group;
+}
+
+/** Can group g still take item i? 0: yes; 1: not this item (token cap); 2: full for good. */
+function room(st: GreedyState, g: number, i: number): number {
+  if (st.equalCount) {
+    const c = st.count[g];
+    if (c > st.q || (c === st.q && st.big >= st.r)) return 2;
+  }
+  return st.tok[g] + st.tokens[i] > st.cap ? 1 : 0;
+}
+
+/** Item i to group g; returns g's new load. */
+function assign(st: GreedyState, g: number, i: number): number {
+  st.group[i] = g;
+  const c = ++st.count[g];
+  st.tok[g] += st.tokens[i];
+  const ci = st.cost[i];
+  if (c === 1) st.first[g] = ci;
+  const l = st.padding ? c * st.first[g] : st.load[g] + ci;
+  st.load[g] = l;
+  if (st.equalCount && c === st.q + 1) st.big++;
+  return l;
+}
+
+/**
+ * Item i to the least-loaded group that can take it; false when none can. The least-loaded
+ * group usually can: its key is updated in place. Otherwise groups are popped until one fits;
+ * those full for good leave the heap, the others go back.
+ */
+export function place(st: GreedyState, heap: LoadHeap, i: number): boolean {
+  if (heap.size > 0) {
+    const g = heap.top();
+    if (room(st, g, i) === 0) {
+      heap.replaceTop(assign(st, g, i));
+      return true;
+    }
+  }
+  return placeSlow(st, heap, i);
+}
+
+const aside: number[] = [];
+function placeSlow(st: GreedyState, heap: LoadHeap, i: number): boolean {
+  let chosen = -1;
+  while (heap.size > 0) {
+    const g = heap.pop();
+    const why = room(st, g, i);
+    if (why === 2) continue; // full for good
+    if (why === 1) { aside.push(g); continue; }
+    chosen = g;
+    break;
+  }
+  for (const g of aside) heap.push(g, st.load[g]);
+  aside.length = 0;
+  if (chosen < 0) return false;
+  heap.push(chosen, assign(st, chosen, i));
+  return true;
 }
 
 /**
@@ -54,15 +113,14 @@ export function tokenFit(inp: PartitionInput): Int32Array | null {
   const byTokens = Array.from(order).sort((a, b) => tokens[b] - tokens[a] || a - b);
   const group = new Int32Array(n).fill(-1);
   const tok = new Float64Array(R);
-  const heap = groupHeap(R);
-  heap.setKeys(tok);
-  for (let g = 0; g < R; g++) heap.push(g);
+  const heap = new LoadHeap(R);
+  for (let g = 0; g < R; g++) heap.push(g, 0);
   for (const i of byTokens) {
-    const g = heap.pop();
+    const g = heap.top();
     if (cap !== undefined && tok[g] + tokens[i] > cap) return null;
     group[i] = g;
     tok[g] += tokens[i];
-    heap.push(g);
+    heap.replaceTop(tok[g]);
   }
   return group;
 }
