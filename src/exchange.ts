@@ -1,7 +1,6 @@
 // Stage 6: the exchange a phase's layout implies. Every item whose phase rank differs from the
 // rank that sampled it moves once; a trainer needs the per-pair counts to size its all-to-all,
 // and the intra/inter-node split tells how much crosses the slower links.
-import { sortDescCpu } from './accel.js';
 import type { ExchangeSummary } from './types.js';
 
 export function exchangeMatrix(
@@ -13,8 +12,8 @@ export function exchangeMatrix(
 ): ExchangeSummary {
   const n = sampledRank.length;
   let movedItems = 0, total = 0, inter = 0;
-  // Moved items keyed by src·R + dst (< 2^28 for R ≤ 16,384), radix-sorted (stable, so each
-  // pair's bytes are summed in item order), emitted in key ascending order.
+  // Moved items grouped into (src, dst) pairs, emitted by src then dst ascending; each pair's
+  // bytes are summed in item order.
   const moved = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const s = sampledRank[i], d = phaseRank[i];
@@ -23,18 +22,27 @@ export function exchangeMatrix(
     total += bytes[i];
     if (Math.floor(s / ranksPerNode) !== Math.floor(d / ranksPerNode)) inter += bytes[i];
   }
-  const key = new Uint32Array(movedItems);
-  for (let t = 0; t < movedItems; t++) { const i = moved[t]; key[t] = sampledRank[i] * R + phaseRank[i]; }
-  const idx = sortDescCpu(key);
+  // Moved items by (src asc, dst asc, index asc): two stable counting passes (dst, then src).
+  const byDst = countingPass(phaseRank, moved, movedItems, R);
+  const bySrc = countingPass(sampledRank, byDst, movedItems, R);
   const pairs: [number, number, number, number][] = [];
-  for (let e = movedItems; e > 0; ) {
-    const k = key[idx[e - 1]];
-    let s = e;
-    while (s > 0 && key[idx[s - 1]] === k) s--;
-    let b = 0;
-    for (let t = s; t < e; t++) b += bytes[moved[idx[t]]];
-    pairs.push([Math.floor(k / R), k % R, e - s, b]);
-    e = s;
+  for (let a = 0; a < movedItems; ) {
+    const i0 = bySrc[a];
+    const s = sampledRank[i0], d = phaseRank[i0];
+    let b = a, w = 0;
+    while (b < movedItems && sampledRank[bySrc[b]] === s && phaseRank[bySrc[b]] === d) { w += bytes[bySrc[b]]; b++; }
+    pairs.push([s, d, b - a, w]);
+    a = b;
   }
   return { movedItems, bytes: total, interNodeBytes: inter, intraNodeBytes: total - inter, pairs };
+}
+
+/** The items within[0..m), stably reordered by key[item] ∈ [0, buckets) ascending. */
+function countingPass(key: Int32Array, within: Uint32Array, m: number, buckets: number): Uint32Array {
+  const start = new Uint32Array(buckets + 1);
+  for (let j = 0; j < m; j++) start[key[within[j]] + 1]++;
+  for (let b = 0; b < buckets; b++) start[b + 1] += start[b];
+  const out = new Uint32Array(m);
+  for (let j = 0; j < m; j++) { const i = within[j]; out[start[key[i]]++] = i; }
+  return out;
 }

@@ -79,30 +79,57 @@ export function placeNaive(R: number): Int32Array {
  */
 function overlaps(group: Int32Array, sampledRank: Int32Array, weight: Float64Array, R: number, sel: Uint32Array, per: number): { g: Int32Array; p: Int32Array; size: number } {
   const n = sel.length;
-  // group · R + place < 2^28 for R ≤ 16,384: a u32 radix sort groups equal keys together.
-  const key = new Uint32Array(n);
-  if (per === 1) for (let t = 0; t < n; t++) { const i = sel[t]; key[t] = group[i] * R + sampledRank[i]; }
-  else for (let t = 0; t < n; t++) { const i = sel[t]; key[t] = group[i] * R + Math.floor(sampledRank[i] / per); }
-  const idx = sortDescCpu(key);
-  // Runs of equal keys, emitted in key ascending order (= group asc, place asc): walk backwards.
+  // Items by (group asc, place asc, index asc): two stable counting passes (place, then group).
+  const places = Math.ceil(R / per);
+  const place = new Int32Array(n);
+  if (per === 1) for (let t = 0; t < n; t++) place[t] = sampledRank[sel[t]];
+  else for (let t = 0; t < n; t++) place[t] = Math.floor(sampledRank[sel[t]] / per);
+  const byPlace = countingPass(place, null, places);
+  const gkey = new Int32Array(n);
+  for (let t = 0; t < n; t++) gkey[t] = group[sel[t]];
+  const idx = countingPass(gkey, byPlace, R);
+  // Runs of equal (group, place), in that order; each run's weight summed in item order.
   const rk = new Uint32Array(n), rc = new Uint32Array(n);
   const rw = new Float64Array(n);
-  let runs = 0;
-  for (let e = n; e > 0; ) {
-    const k = key[idx[e - 1]];
-    let s = e, w = 0;
-    // Sum in the same order as before (ascending position in the descending sort).
-    while (s > 0 && key[idx[s - 1]] === k) s--;
-    for (let t = s; t < e; t++) w += weight[sel[idx[t]]];
-    rk[runs] = k; rc[runs] = e - s; rw[runs] = w; runs++;
-    e = s;
-  }
+  const runs = runsOf(idx, gkey, place, sel, weight, R, rk, rc, rw);
   // Stable sorts, least significant first: count desc, then weight desc.
   let ord = sortDescCpu(rc.subarray(0, runs));
   ord = stableSortDescF64(rw, ord);
   const g = new Int32Array(runs), p = new Int32Array(runs);
   for (let t = 0; t < runs; t++) { const k = rk[ord[t]]; g[t] = Math.floor(k / R); p[t] = k % R; }
   return { g, p, size: runs };
+}
+
+/**
+ * Stable counting sort of `within` (all positions 0..n-1 when null) by key[t] ∈ [0, buckets):
+ * the positions reordered by key ascending, ties in their order in `within`.
+ */
+function countingPass(key: Int32Array, within: Uint32Array | null, buckets: number): Uint32Array {
+  const n = key.length;
+  const start = new Uint32Array(buckets + 1);
+  for (let t = 0; t < n; t++) start[key[t] + 1]++;
+  for (let b = 0; b < buckets; b++) start[b + 1] += start[b];
+  const out = new Uint32Array(n);
+  if (within === null) for (let t = 0; t < n; t++) out[start[key[t]]++] = t;
+  else for (let j = 0; j < n; j++) { const t = within[j]; out[start[key[t]]++] = t; }
+  return out;
+}
+
+/** Runs of equal (group, place) along idx: key group·R + place, item count, summed weight. */
+function runsOf(
+  idx: Uint32Array, gkey: Int32Array, place: Int32Array, sel: Uint32Array, weight: Float64Array, R: number,
+  rk: Uint32Array, rc: Uint32Array, rw: Float64Array,
+): number {
+  const n = idx.length;
+  let runs = 0;
+  for (let s = 0; s < n; ) {
+    const g = gkey[idx[s]], p = place[idx[s]];
+    let e = s, w = 0;
+    while (e < n && gkey[idx[e]] === g && place[idx[e]] === p) { w += weight[sel[idx[e]]]; e++; }
+    rk[runs] = g * R + p; rc[runs] = e - s; rw[runs] = w; runs++;
+    s = e;
+  }
+  return runs;
 }
 
 /**

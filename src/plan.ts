@@ -127,28 +127,53 @@ function rankEntries(
   extra: { from: boolean; route: Int32Array | null },
 ): RankPlan[] {
   const n = rank.length;
-  const count = new Uint32Array(R);
+  // start[r]: where rank r's items begin in `byRank` (items bucketed by rank, item order kept).
+  const start = new Uint32Array(R + 1);
+  const tokens = new Float64Array(R);
   for (let i = 0; i < n; i++) {
     const r = rank[i];
     if (!(r >= 0 && r < R)) throw new Error(`phase "${items.phase.name}": item ${items.ids[i]} was not placed`);
-    count[r]++;
+    start[r + 1]++;
+    tokens[r] += items.tokens[i];
   }
-  const out: RankPlan[] = [];
+  for (let r = 0; r < R; r++) start[r + 1] += start[r];
+  const byRank = bucketByRank(rank, start, R);
+  const out: RankPlan[] = new Array(R);
   for (let r = 0; r < R; r++) {
-    const e: RankPlan = { items: new Array<string>(count[r]), cost: tidy(loads[r] / scale), tokens: 0 };
-    if (extra.from) e.from = new Array<number>(count[r]);
-    if (extra.route) e.routeRanks = new Array<number>(count[r]);
-    out.push(e);
-  }
-  const fill = new Uint32Array(R);
-  for (let i = 0; i < n; i++) {
-    const r = rank[i], e = out[r], k = fill[r]++;
-    e.items[k] = items.ids[i];
-    e.tokens += items.tokens[i];
-    if (e.from) e.from[k] = items.sampledRank[i];
-    if (e.routeRanks && extra.route) e.routeRanks[k] = extra.route[items.example[i]];
+    const a = start[r], b = start[r + 1];
+    const e: RankPlan = { items: pick(items.ids, byRank, a, b), cost: tidy(loads[r] / scale), tokens: tokens[r] };
+    if (extra.from) e.from = pickRank(items.sampledRank, byRank, a, b);
+    if (extra.route) e.routeRanks = pickRoute(extra.route, items.example, byRank, a, b);
+    out[r] = e;
   }
   return out;
+}
+
+/** Item indices grouped by rank (stable): rank r's items are byRank[start[r] .. start[r+1]). */
+function bucketByRank(rank: Int32Array, start: Uint32Array, R: number): Uint32Array {
+  const n = rank.length;
+  const fill = start.slice(0, R);
+  const byRank = new Uint32Array(n);
+  for (let i = 0; i < n; i++) byRank[fill[rank[i]]++] = i;
+  return byRank;
+}
+
+function pick(ids: string[], byRank: Uint32Array, a: number, b: number): string[] {
+  const o = new Array<string>(b - a);
+  for (let t = a; t < b; t++) o[t - a] = ids[byRank[t]];
+  return o;
+}
+
+function pickRank(src: Int32Array, byRank: Uint32Array, a: number, b: number): number[] {
+  const o = new Array<number>(b - a);
+  for (let t = a; t < b; t++) o[t - a] = src[byRank[t]];
+  return o;
+}
+
+function pickRoute(route: Int32Array, example: Uint32Array, byRank: Uint32Array, a: number, b: number): number[] {
+  const o = new Array<number>(b - a);
+  for (let t = a; t < b; t++) o[t - a] = route[example[byRank[t]]];
+  return o;
 }
 
 /**

@@ -60,31 +60,44 @@ export function rehome(inp: PartitionInput, group: Int32Array, sampledRank: Int3
   const out = new Int32Array(group);
   const need = new Int32Array(R); // slots of the current class per group
   const left = new Uint32Array(n); // items of the class not placed at home
-  const open: number[] = []; // groups with slots of the current class, in first-seen order
+  const open = new Int32Array(n); // groups with slots of the current class, in first-seen order
   for (let a = 0; a < n; ) {
-    let b = a + 1;
-    const t = tokens[order[a]];
-    while (b < n && tokens[order[b]] === t) b++;
-    if (b - a > 1) {
-      for (let k = a; k < b; k++) need[group[order[k]]]++;
-      // Home first: an item whose rank's group has a slot of this class stays there.
-      let m = 0;
-      for (let k = a; k < b; k++) {
-        const i = order[k], h = sampledRank[i];
-        if (need[h] > 0) { out[i] = h; need[h]--; } else left[m++] = i;
-      }
-      // The rest: its original group if that still has a slot, else the next open group.
-      for (let k = a; k < b; k++) { const g = group[order[k]]; if (need[g] > 0) open.push(g); }
-      let p = 0;
-      for (let j = 0; j < m; j++) {
-        const i = left[j], g = group[i];
-        if (need[g] > 0) { out[i] = g; need[g]--; continue; }
-        while (need[open[p]] === 0) p++;
-        out[i] = open[p]; need[open[p]]--;
-      }
-      open.length = 0;
-    }
+    const b = classEnd(tokens, order, a);
+    if (b - a > 1) rehomeClass(order, group, sampledRank, out, need, left, open, a, b);
     a = b;
   }
   return out;
+}
+
+/** End of the run of equal lengths that starts at position a of `order`. */
+function classEnd(tokens: Uint32Array, order: Uint32Array, a: number): number {
+  const n = order.length;
+  const t = tokens[order[a]];
+  let b = a + 1;
+  while (b < n && tokens[order[b]] === t) b++;
+  return b;
+}
+
+/** Re-homes the items order[a .. b) (one length class); leaves `need` all zero. */
+function rehomeClass(
+  order: Uint32Array, group: Int32Array, sampledRank: Int32Array, out: Int32Array,
+  need: Int32Array, left: Uint32Array, open: Int32Array, a: number, b: number,
+): void {
+  for (let k = a; k < b; k++) need[group[order[k]]]++;
+  // Home first: an item whose rank's group has a slot of this class stays there.
+  let m = 0;
+  for (let k = a; k < b; k++) {
+    const i = order[k], h = sampledRank[i];
+    if (need[h] > 0) { out[i] = h; need[h]--; } else left[m++] = i;
+  }
+  // The rest: its original group if that still has a slot, else the next open group.
+  let no = 0;
+  for (let k = a; k < b; k++) { const g = group[order[k]]; if (need[g] > 0) open[no++] = g; }
+  let p = 0;
+  for (let j = 0; j < m; j++) {
+    const i = left[j], g = group[i];
+    if (need[g] > 0) { out[i] = g; need[g]--; continue; }
+    while (need[open[p]] === 0) p++;
+    out[i] = open[p]; need[open[p]]--;
+  }
 }
