@@ -1,16 +1,31 @@
 // Per-kernel throughput, WebGPU vs the CPU reference, on the same random inputs.
-//   node dist/bench/kernels.js [--sizes 1000,100000,1000000] [--reps 5] [--targets 64] [--verbose]
-// Times are medians of whole accelerator calls (upload + kernels + read back), after a warm-up.
-// GB/s counts the bytes a minimal implementation must move: radix sort 16 B per key per 8-bit
-// pass (read and write key and index), u64 scan 16 B per value (read and write 8 B).
+//   node dist/bench/kernels.js [--sizes 1000,100000,1000000] [--reps 5] [--targets 64]
+//                              [--bandwidth-gbs 4800] [--no-timestamps] [--verbose]
+// "GPU" times are medians of whole accelerator calls (upload + kernels + read back), after a
+// warm-up; "host/wait/read" splits that wall time (host work before submit / submit until the
+// read-back is mapped / copying results out). "kernel" is the GPU time of the compute passes,
+// from timestamp queries, where the adapter has 'timestamp-query' (real GPUs; not llvmpipe: n/a).
+// Bytes-moved model (the "GB/s" columns, wall and kernel-only):
+//   radix sort : per executed 8-bit pass (constant digits are skipped) read key + payload and
+//                write key + payload (16 B per key), plus the histogram traffic: 256 u32 counters
+//                per 1024-key tile written, then read by the scan's reduce, read and written by
+//                its scan, read by the scatter (4 x 1 KiB per tile, i.e. 4 B per key)
+//   scan u64   : the reduce-then-scan traffic, 8 B values read twice and written once (24 B per
+//                value), tile sums negligible
+//   cuts       : not bandwidth-bound (dependent searches), no GB/s
+// --bandwidth-gbs B (the device's memory bandwidth: 4800 for an H200, 3350 for an H100) adds
+// "% of B" for kernel GB/s, and a per-size line for the issue's target: sort (32-bit keys) + scan
+// kernel-only time against the bandwidth floor of their minimal traffic (16 B per key per pass,
+// 16 B per value).
 
 import { cpuAccelerator, type Accelerator } from '../src/accel.js';
-import { createGpuAccelerator } from '../src/gpu/accelerator.js';
+import { createGpuAccelerator, type GpuAccelerator } from '../src/gpu/accelerator.js';
+import { activeDigitShifts, SORT_TILE } from '../src/gpu/kernels.js';
 
-interface Options { sizes: number[]; reps: number; targets: number; verbose: boolean }
+interface Options { sizes: number[]; reps: number; targets: number; verbose: boolean; bandwidthGBs: number | null; timestamps: boolean }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { sizes: [1_000, 100_000, 1_000_000], reps: 5, targets: 64, verbose: false };
+  const options: Options = { sizes: [1_000, 100_000, 1_000_000], reps: 5, targets: 64, verbose: false, bandwidthGBs: null, timestamps: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -22,7 +37,9 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--reps') options.reps = Number(value());
     else if (arg === '--targets') options.targets = Number(value());
     else if (arg === '--verbose') options.verbose = true;
-    else throw new Error(`unknown argument ${arg} (expected --sizes, --reps, --targets, --verbose)`);
+    else if (arg === '--bandwidth-gbs') options.bandwidthGBs = Number(value());
+    else if (arg === '--no-timestamps') options.timestamps = false;
+    else throw new Error(`unknown argument ${arg} (expected --sizes, --reps, --targets, --bandwidth-gbs, --no-timestamps, --verbose)`);
   }
   return options;
 }
@@ -39,16 +56,29 @@ function generator(seed: number): () => number {
   };
 }
 
-async function medianSeconds(reps: number, fn: () => Promise<unknown>): Promise<number> {
-  await fn(); // warm-up: pipelines, allocator, JIT
-  const times: number[] = [];
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+interface Timing { wall: number; kernel: number | null; host: number; wait: number; read: number }
+
+/** Medians over `reps` calls after a warm-up; the GPU profile fields only when `gpu` is given. */
+async function timeCalls(reps: number, fn: () => Promise<unknown>, gpu?: GpuAccelerator): Promise<Timing> {
+  await fn(); // warm-up: pipelines, allocator, buffer pool, JIT
+  const wall: number[] = [], kernel: number[] = [], host: number[] = [], wait: number[] = [], read: number[] = [];
   for (let r = 0; r < reps; r++) {
     const start = process.hrtime.bigint();
     await fn();
-    times.push(Number(process.hrtime.bigint() - start) / 1e9);
+    wall.push(Number(process.hrtime.bigint() - start) / 1e9);
+    const p = gpu?.lastCall;
+    if (p) {
+      if (p.kernelMs !== null) kernel.push(p.kernelMs / 1e3);
+      host.push(p.hostMs / 1e3); wait.push(p.waitMs / 1e3); read.push(p.readMs / 1e3);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const m = (xs: number[]) => (xs.length === reps ? median(xs) : NaN);
+  return { wall: median(wall), kernel: kernel.length === reps ? median(kernel) : null, host: m(host), wait: m(wait), read: m(read) };
 }
 
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
@@ -57,9 +87,15 @@ function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   return true;
 }
 
-interface Row { kernel: string; n: number; cpu: number; gpu: number; work: number; bytes: number; equal: boolean }
+interface Row { kernel: string; n: number; cpu: number; gpu: Timing; work: number; bytes: number; equal: boolean }
 
-async function measure(gpu: Accelerator, n: number, options: Options): Promise<Row[]> {
+/** Bytes the radix sort moves under the model in the header (executed passes only). */
+function sortBytes(keys: Uint32Array): number {
+  const n = keys.length, passes = n < 2 ? 0 : activeDigitShifts(keys).length;
+  return passes * (16 * n + 4 * 1024 * Math.ceil(n / SORT_TILE));
+}
+
+async function measure(gpu: GpuAccelerator, n: number, options: Options): Promise<Row[]> {
   const rand = generator(n);
   const keys = Uint32Array.from({ length: n }, () => rand());
   const costs = Float64Array.from({ length: n }, () => 1 + (rand() % 50_000));
@@ -67,14 +103,14 @@ async function measure(gpu: Accelerator, n: number, options: Options): Promise<R
   const both = async (kernel: string, work: number, bytes: number, run: (a: Accelerator) => Promise<ArrayLike<number>[]>) => {
     const [cpuOut, gpuOut] = [await run(cpuAccelerator), await run(gpu)];
     const equal = cpuOut.every((part, i) => same(part, gpuOut[i]));
-    const cpu = await medianSeconds(options.reps, () => run(cpuAccelerator));
-    const gpuTime = await medianSeconds(options.reps, () => run(gpu));
+    const cpu = (await timeCalls(options.reps, () => run(cpuAccelerator))).wall;
+    const gpuTime = await timeCalls(options.reps, () => run(gpu), gpu);
     rows.push({ kernel, n, cpu, gpu: gpuTime, work, bytes, equal });
   };
-  await both('sort (32-bit keys)', n, 4 * 16 * n, async (a) => [await a.sortDesc(keys)]);
+  await both('sort (32-bit keys)', n, sortBytes(keys), async (a) => [await a.sortDesc(keys)]);
   const shortKeys = keys.map((k) => k % 5000);
-  await both('sort (keys < 5000)', n, 2 * 16 * n, async (a) => [await a.sortDesc(shortKeys)]);
-  await both('scan u64', n, 16 * n, async (a) => [await a.prefixSum(costs)]);
+  await both('sort (keys < 5000)', n, sortBytes(shortKeys), async (a) => [await a.sortDesc(shortKeys)]);
+  await both('scan u64', n, 24 * n, async (a) => [await a.prefixSum(costs)]);
   const prefix = await cpuAccelerator.prefixSum(costs);
   const total = prefix[n];
   // Targets spread around total / R for R from 64 to 16,384 ranks (the planner's search range).
@@ -91,26 +127,53 @@ async function measure(gpu: Accelerator, n: number, options: Options): Promise<R
   return rows;
 }
 
-function format(rows: Row[], adapter: string): string {
+function format(rows: Row[], adapter: string, options: Options): string {
   const fmtTime = (s: number) => (s < 1e-3 ? `${(s * 1e6).toFixed(0)} µs` : `${(s * 1e3).toFixed(2)} ms`);
+  const fmtMs = (s: number) => (Number.isFinite(s) ? (s * 1e3).toFixed(2) : '-');
   const fmtRate = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)} G` : x >= 1e6 ? `${(x / 1e6).toFixed(1)} M` : `${(x / 1e3).toFixed(1)} k`);
-  const header = ['kernel', 'n', 'CPU', 'GPU', 'GPU/CPU speed-up', 'GPU items/s', 'GPU GB/s', 'equal'];
-  const body = rows.map((r) => [
-    r.kernel, String(r.n), fmtTime(r.cpu), fmtTime(r.gpu), `${(r.cpu / r.gpu).toFixed(2)}x`,
-    fmtRate(r.work / r.gpu), r.bytes > 0 ? (r.bytes / r.gpu / 1e9).toFixed(3) : '-', r.equal ? 'yes' : 'NO',
-  ]);
+  const bw = options.bandwidthGBs;
+  const header = ['kernel', 'n', 'CPU', 'GPU', 'GPU/CPU speed-up', 'GPU items/s', 'GPU GB/s', 'equal',
+    'host/wait/read ms', 'GPU kernel-only', 'kernel GB/s', ...(bw ? [`% of ${bw} GB/s`] : [])];
+  const body = rows.map((r) => {
+    const k = r.gpu.kernel;
+    const kernelGBs = k !== null && k > 0 && r.bytes > 0 ? r.bytes / k / 1e9 : null;
+    return [
+      r.kernel, String(r.n), fmtTime(r.cpu), fmtTime(r.gpu.wall), `${(r.cpu / r.gpu.wall).toFixed(2)}x`,
+      fmtRate(r.work / r.gpu.wall), r.bytes > 0 ? (r.bytes / r.gpu.wall / 1e9).toFixed(3) : '-', r.equal ? 'yes' : 'NO',
+      `${fmtMs(r.gpu.host)} / ${fmtMs(r.gpu.wait)} / ${fmtMs(r.gpu.read)}`,
+      k === null ? 'n/a' : fmtTime(k),
+      k === null ? 'n/a' : kernelGBs === null ? '-' : kernelGBs.toFixed(1),
+      ...(bw ? [kernelGBs === null ? (k === null ? 'n/a' : '-') : `${((100 * kernelGBs) / bw).toFixed(1)}%`] : []),
+    ];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  return [`adapter: ${adapter}`, line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
+  const out = [`adapter: ${adapter}`, line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)];
+  // The issue's target: sort + scan of n items within 10x of the memory-bandwidth limit.
+  for (const n of new Set(rows.map((r) => r.n))) {
+    const sort = rows.find((r) => r.n === n && r.kernel.startsWith('sort (32-bit'));
+    const scan = rows.find((r) => r.n === n && r.kernel === 'scan u64');
+    if (!sort || !scan) continue;
+    const kernel = sort.gpu.kernel !== null && scan.gpu.kernel !== null ? sort.gpu.kernel + scan.gpu.kernel : null;
+    const passes = Math.round(sort.bytes / (16 * n + 4 * 1024 * Math.ceil(n / SORT_TILE)));
+    const minimalBytes = passes * 16 * n + 16 * n;
+    const floor = bw ? minimalBytes / (bw * 1e9) : null;
+    out.push(`sort+scan n=${n}: wall ${fmtTime(sort.gpu.wall + scan.gpu.wall)}, kernel-only ${kernel === null ? 'n/a' : fmtTime(kernel)}`
+      + (floor === null ? ' (pass --bandwidth-gbs for the bandwidth floor)'
+        : `, bandwidth floor ${fmtTime(floor)} (${(minimalBytes / 1e6).toFixed(1)} MB at ${bw} GB/s)`
+          + (kernel === null ? '' : `: ${(kernel / floor).toFixed(1)}x the floor`)));
+  }
+  return out.join('\n');
 }
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const gpu = await createGpuAccelerator({ verbose: options.verbose });
+  const gpu = await createGpuAccelerator({ verbose: options.verbose, timestamps: options.timestamps });
   try {
     const rows: Row[] = [];
     for (const n of options.sizes) rows.push(...(await measure(gpu, n, options)));
-    console.log(format(rows, gpu.adapter));
+    console.log(format(rows, gpu.adapter, options));
+    console.log(`timestamps: ${gpu.timestamps ? 'yes (kernel-only = GPU time of the compute passes)' : 'n/a (adapter without timestamp-query, or --no-timestamps)'}`);
     if (rows.some((r) => !r.equal)) { console.error('GPU result differs from the CPU reference'); process.exitCode = 1; }
   } finally {
     gpu.destroy();

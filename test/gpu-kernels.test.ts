@@ -83,6 +83,21 @@ describe('device', () => {
     }
   });
 
+  it('times compute passes only where the adapter has timestamp-query, with the same results', async () => {
+    const timed = await createGpuAccelerator({ timestamps: true });
+    try {
+      const keys = randomKeys(70_001, 'full32', rngFor('timed sort'));
+      expectSame(await timed.sortDesc(keys), sortDescCpu(keys), 'timed sortDesc');
+      const call = timed.lastCall!;
+      expect(call.submits).toBe(1);
+      if (timed.timestamps) expect(call.kernelMs).toBeGreaterThan(0);
+      else expect(call.kernelMs).toBeNull();
+      console.log(`gpu-kernels: timestamps ${timed.timestamps ? `yes (${call.kernelMs} ms)` : 'n/a'}`);
+    } finally {
+      timed.destroy();
+    }
+  });
+
   it('lays out more than 65,535 workgroups in two dimensions', () => {
     for (const count of [1, 65535, 65536, 200_000, 4_000_000]) {
       const [x, y] = dispatchGrid(count);
@@ -156,6 +171,32 @@ describe('prefix sum (u64 scan) equals prefixSumCpu', () => {
       }
     });
   }
+
+  it('converts doubles to (lo, hi) words and back exactly on the GPU, at every exponent', async () => {
+    // The accelerator uploads Float64Array bytes as they are; scan.wgsl decodes and re-encodes.
+    for (let k = 0; k <= 53; k++) {
+      for (const v of [2 ** k - 1, 2 ** k, 2 ** k + 1, 2 ** k + 2 ** Math.max(0, k - 20) + 3]) {
+        if (v < 0 || v >= 2 ** 53) continue;
+        const values = Float64Array.from([v, v < 2 ** 52 ? v : 0, 1]);
+        if (values[0] + values[1] + 1 >= 2 ** 53) continue;
+        expectSame(await gpu.prefixSum(values), prefixSumCpu(values), `prefixSum [${values.join(', ')}]`);
+      }
+    }
+  });
+
+  it('runs overlapping calls one after another (they share pooled buffers)', async () => {
+    const rand = rngFor('scan overlap');
+    const inputs = [5000, 70_000, 3, 300_000].map((n) => randomValues(n, 'past2^32', rand));
+    const keys = randomKeys(50_000, 'full32', rand);
+    const [a, b, sorted, c, d] = await Promise.all([
+      gpu.prefixSum(inputs[0]), gpu.prefixSum(inputs[1]), gpu.sortDesc(keys), gpu.prefixSum(inputs[2]), gpu.prefixSum(inputs[3]),
+    ]);
+    expectSame(a, prefixSumCpu(inputs[0]), 'overlap 0');
+    expectSame(b, prefixSumCpu(inputs[1]), 'overlap 1');
+    expectSame(sorted, sortDescCpu(keys), 'overlap sort');
+    expectSame(c, prefixSumCpu(inputs[2]), 'overlap 2');
+    expectSame(d, prefixSumCpu(inputs[3]), 'overlap 3');
+  });
 
   it('2,000,003 values summing past 2^50 (and below 2^53)', async () => {
     const rand = rngFor('scan big');

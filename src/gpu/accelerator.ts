@@ -1,12 +1,38 @@
 // The WebGPU implementation of the Accelerator contract (src/accel.ts): every method returns
 // exactly what the CPU reference returns, so GPU and CPU plans are byte-identical.
+//
+// Host side of a call: inputs are uploaded as their typed arrays' bytes (Float64Array values are
+// converted to (lo, hi) words on the GPU, and prefix sums come back as doubles), into buffers
+// pooled across calls; a call encodes one compute pass, submits once and maps one read-back
+// buffer (the cut walk repeats that only while some target is unfinished). Calls are serialised.
 
 import type { Accelerator, CutResult } from '../accel.js';
-import { fromWordPairs, newScratch, releaseScratch, Scratch, storageBuffer, submitAndRead, toWordPairs, uploadWords } from './buffers.js';
+import { BufferPool, Call, fromWordPairs } from './buffers.js';
 import { acquireDevice } from './device.js';
-import { activeDigitShifts, createKernels, encodeCutRounds, encodeScan, encodeSortDesc, Kernels } from './kernels.js';
+import { activeDigitShifts, CONVERT_F64_IN, CONVERT_F64_OUT, createKernels, cutBindGroup, encodeCutRounds, encodeF64ToU64, encodeScan, encodeSortDesc, Kernels } from './kernels.js';
 
 export { GpuUnavailableError } from './device.js';
+
+/** Where the time of the last call went (host clock, plus GPU timestamps where supported). */
+export interface GpuCallProfile {
+  /** Host work before the submit(s): checks, uploads (writeBuffer copies), encoding. */
+  hostMs: number;
+  /** From submit until the read-back buffer was mapped: GPU work, transfers, completion latency. */
+  waitMs: number;
+  /** Copying the mapped results out and turning them into the returned arrays. */
+  readMs: number;
+  /** GPU time of the compute passes (timestamp queries), or null where not supported. */
+  kernelMs: number | null;
+  submits: number;
+}
+
+export interface GpuAccelerator extends Accelerator {
+  readonly backend: 'webgpu';
+  /** Whether compute passes are timed with timestamp queries (see createGpuAccelerator). */
+  readonly timestamps: boolean;
+  /** Profile of the last call that ran kernels (null before the first). */
+  readonly lastCall: GpuCallProfile | null;
+}
 
 function identity(n: number): Uint32Array {
   const out = new Uint32Array(n);
@@ -14,38 +40,115 @@ function identity(n: number): Uint32Array {
   return out;
 }
 
-/** Runs one GPU operation: encode into a single compute pass, submit once, read back once. */
-async function runOnce(k: Kernels, encode: (pass: GPUComputePassEncoder, scratch: Scratch) => { source: GPUBuffer; words: number }): Promise<Uint32Array> {
-  const scratch = newScratch(k.device);
-  try {
-    const encoder = k.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    const { source, words } = encode(pass, scratch);
-    pass.end();
-    return await submitAndRead(scratch, encoder, source, words);
-  } finally {
-    releaseScratch(scratch);
+interface Context {
+  k: Kernels;
+  pool: BufferPool;
+  /** Two timestamps (start and end of the compute pass), when timing. */
+  query: GPUQuerySet | null;
+  profile: GpuCallProfile | null;
+}
+
+/** A call in progress: its host-clock phases and the GPU time of its passes. */
+class Run {
+  readonly call: Call;
+  readonly profile: GpuCallProfile = { hostMs: 0, waitMs: 0, readMs: 0, kernelMs: null, submits: 0 };
+  private mark = performance.now();
+
+  constructor(private readonly ctx: Context) {
+    this.call = new Call(ctx.pool);
+    if (ctx.query) this.profile.kernelMs = 0;
+  }
+
+  private lap(phase: 'hostMs' | 'waitMs' | 'readMs'): void {
+    const now = performance.now();
+    this.profile[phase] += now - this.mark;
+    this.mark = now;
+  }
+
+  beginPass(encoder: GPUCommandEncoder): GPUComputePassEncoder {
+    const query = this.ctx.query;
+    return encoder.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+  }
+
+  /**
+   * Submits `encoder` (whose pass has ended) after copying `byteLength` bytes of `source` into the
+   * pooled read-back buffer (and the pass's timestamps after them), and returns a copy of those
+   * bytes: one submit and one map per round trip.
+   */
+  async submitAndRead(encoder: GPUCommandEncoder, source: GPUBuffer, byteLength: number): Promise<ArrayBuffer> {
+    const { pool, query } = this.ctx;
+    const copyBytes = Math.ceil(Math.max(4, byteLength) / 4) * 4;
+    const resultBytes = Math.ceil(copyBytes / 8) * 8;
+    const totalBytes = resultBytes + (query ? 16 : 0);
+    const readBuffer = pool.readback(totalBytes);
+    encoder.copyBufferToBuffer(source, 0, readBuffer, 0, copyBytes);
+    if (query) {
+      const resolved = pool.queryResolve(16);
+      encoder.resolveQuerySet(query, 0, 2, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, readBuffer, resultBytes, 16);
+    }
+    this.call.flushUniforms();
+    this.call.device.queue.submit([encoder.finish()]);
+    this.profile.submits++;
+    this.lap('hostMs');
+    await readBuffer.mapAsync(GPUMapMode.READ, 0, totalBytes);
+    this.lap('waitMs');
+    try {
+      const mapped = readBuffer.getMappedRange(0, totalBytes);
+      if (query) {
+        const [begin, end] = new BigUint64Array(mapped, resultBytes, 2);
+        this.profile.kernelMs! += end > begin ? Number(end - begin) / 1e6 : 0;
+      }
+      return mapped.slice(0, byteLength);
+    } finally {
+      readBuffer.unmap();
+    }
+  }
+
+  /** Ends the call: the remaining host time counts as read time; publishes the profile. */
+  finish(): void {
+    this.lap('readMs');
+    this.ctx.profile = this.profile;
+  }
+
+  /** Back to host work (between round trips of the cut walk). */
+  resumeHost(): void {
+    this.lap('readMs');
   }
 }
 
-async function sortDescGpu(k: Kernels, keys: Uint32Array): Promise<Uint32Array> {
+async function sortDescGpu(ctx: Context, keys: Uint32Array): Promise<Uint32Array> {
   const n = keys.length;
+  const run = new Run(ctx);
   const shifts = n < 2 ? [] : activeDigitShifts(keys);
   if (shifts.length === 0) return identity(n); // all keys equal: a stable sort keeps index order
-  return runOnce(k, (pass, scratch) => {
-    const keysBuffer = uploadWords(scratch, keys, 'sort keys');
-    return { source: encodeSortDesc(k, pass, scratch, keysBuffer, n, shifts), words: n };
-  });
+  const encoder = ctx.k.device.createCommandEncoder();
+  const keysBuffer = run.call.upload('sort keys in', keys);
+  const pass = run.beginPass(encoder);
+  const source = encodeSortDesc(ctx.k, pass, run.call, keysBuffer, n, shifts);
+  pass.end();
+  const out = new Uint32Array(await run.submitAndRead(encoder, source, n * 4));
+  run.finish();
+  return out;
 }
 
-async function prefixSumGpu(k: Kernels, values: Float64Array): Promise<Float64Array> {
-  const count = values.length + 1; // a trailing zero makes the last exclusive sum the total
-  const words = await runOnce(k, (pass, scratch) => {
-    const data = uploadWords(scratch, toWordPairs(values, 1), 'prefix sums');
-    encodeScan(k, pass, scratch, data, count, 'u64');
-    return { source: data, words: 2 * count };
-  });
-  return fromWordPairs(words, count);
+const ZERO_PAIR = new Float64Array(1);
+
+async function prefixSumGpu(ctx: Context, values: Float64Array): Promise<Float64Array> {
+  const n = values.length;
+  if (n === 0) return new Float64Array(1);
+  const count = n + 1; // a trailing zero makes the last exclusive sum the total
+  const run = new Run(ctx);
+  const encoder = ctx.k.device.createCommandEncoder();
+  // The doubles go up as they are; the scan converts them on load and stores doubles.
+  const data = run.call.upload('scan data', values, 8);
+  ctx.k.device.queue.writeBuffer(data, n * 8, ZERO_PAIR.buffer, 0, 8);
+  const pass = run.beginPass(encoder);
+  encodeScan(ctx.k, pass, run.call, data, count, 'u64', CONVERT_F64_IN | CONVERT_F64_OUT);
+  pass.end();
+  const out = new Float64Array(await run.submitAndRead(encoder, data, count * 8));
+  run.finish();
+  return out;
 }
 
 /** Most walk dispatches encoded in one submit (the walk's rounds double up to this). */
@@ -56,25 +159,28 @@ const MAX_CUT_ROUNDS_PER_SUBMIT = 256;
  * doubling after each read back, so a walk needing R rounds costs O(log R) round trips and at
  * most about 2R dispatches (rounds after a target finishes return at once).
  */
-async function walkCuts(k: Kernels, mode: 'sum' | 'padded', itemWords: Uint32Array, n: number, targetWords: Uint32Array): Promise<Uint32Array> {
-  const numTargets = targetWords.length / 2;
-  const scratch = newScratch(k.device);
-  try {
-    const items = uploadWords(scratch, itemWords, mode);
-    const targets = uploadWords(scratch, targetWords, 'targets');
-    const state = storageBuffer(scratch, numTargets * 16, 'cut state'); // zeroed at creation
-    for (let rounds = 4; ; rounds = Math.min(2 * rounds, MAX_CUT_ROUNDS_PER_SUBMIT)) {
-      const encoder = k.device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
-      encodeCutRounds(k, pass, scratch, mode, items, n, targets, numTargets, state, rounds);
-      pass.end();
-      const words = await submitAndRead(scratch, encoder, state, 4 * numTargets);
-      let finished = true;
-      for (let t = 0; t < numTargets && finished; t++) finished = words[4 * t] >= n;
-      if (finished) return words;
+async function walkCuts(ctx: Context, run: Run, mode: 'sum' | 'padded', itemValues: Float64Array, n: number, targetValues: Float64Array): Promise<Uint32Array> {
+  const { k } = ctx;
+  const numTargets = targetValues.length;
+  const items = run.call.upload(`cut ${mode} items`, itemValues);
+  const targets = run.call.upload('cut targets', targetValues);
+  const state = run.call.storage('cut state', numTargets * 16);
+  const cut = cutBindGroup(k, run.call, mode, items, n, targets, numTargets, state);
+  for (let rounds = 4, first = true; ; rounds = Math.min(2 * rounds, MAX_CUT_ROUNDS_PER_SUBMIT), first = false) {
+    const encoder = k.device.createCommandEncoder();
+    if (first) encoder.clearBuffer(state, 0, numTargets * 16);
+    const pass = run.beginPass(encoder);
+    if (first) {
+      encodeF64ToU64(k, pass, run.call, items, itemValues.length);
+      encodeF64ToU64(k, pass, run.call, targets, numTargets);
     }
-  } finally {
-    releaseScratch(scratch);
+    encodeCutRounds(pass, cut, numTargets, rounds);
+    pass.end();
+    const words = new Uint32Array(await run.submitAndRead(encoder, state, 16 * numTargets));
+    let finished = true;
+    for (let t = 0; t < numTargets && finished; t++) finished = words[4 * t] >= n;
+    if (finished) return words;
+    run.resumeHost();
   }
 }
 
@@ -85,38 +191,58 @@ function checkTargets(targets: Float64Array): void {
   }
 }
 
-async function cutCountsGpu(k: Kernels, costs: Float64Array, prefix: Float64Array, targets: Float64Array, mode: 'sum' | 'padded'): Promise<CutResult> {
+async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Array, targets: Float64Array, mode: 'sum' | 'padded'): Promise<CutResult> {
   const n = costs.length, numTargets = targets.length;
   if (mode !== 'sum' && mode !== 'padded') throw new RangeError(`cutCounts: unknown mode ${String(mode)}`);
   checkTargets(targets);
   if (n === 0 || numTargets === 0) return { groups: new Uint32Array(numTargets), maxLoad: new Float64Array(numTargets) };
   if (mode === 'sum' && prefix.length < n + 1) throw new RangeError(`cutCounts: prefix has ${prefix.length} entries, expected ${n + 1}`);
-  const words = await walkCuts(k, mode, mode === 'sum' ? toWordPairs(prefix.subarray(0, n + 1)) : toWordPairs(costs), n, toWordPairs(targets));
+  const run = new Run(ctx);
+  const words = await walkCuts(ctx, run, mode, mode === 'sum' ? prefix.subarray(0, n + 1) : costs, n, targets);
   const groups = new Uint32Array(numTargets);
   for (let t = 0; t < numTargets; t++) groups[t] = words[4 * t + 1];
-  return { groups, maxLoad: fromWordPairs(words, numTargets, 4, 2) };
+  const result = { groups, maxLoad: fromWordPairs(words, numTargets, 4, 2) };
+  run.finish();
+  return result;
 }
 
 /**
  * A WebGPU accelerator on the default adapter, else the OpenGL ES compatibility adapter.
- * Device and pipelines are created once here and reused by every call; call destroy() when done.
- * Throws GpuUnavailableError when no adapter or device can be had.
+ * Device, pipelines and buffers are created once here and reused by every call (buffers grow
+ * to the largest call so far); call destroy() when done. With `timestamps`, compute passes are
+ * timed with timestamp queries where the adapter has them (lastCall.kernelMs); the results are
+ * the same either way. Throws GpuUnavailableError when no adapter or device can be had.
  */
-export async function createGpuAccelerator(opts: { verbose?: boolean } = {}): Promise<Accelerator> {
-  const { device, adapterName, software } = await acquireDevice(opts);
-  let kernels: Kernels;
+export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean } = {}): Promise<GpuAccelerator> {
+  const { device, adapterName, software, timestamps } = await acquireDevice(opts);
+  let ctx: Context;
   try {
-    kernels = await createKernels(device, software);
+    const k = await createKernels(device, software);
+    const query = timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
+    ctx = { k, pool: new BufferPool(device), query, profile: null };
   } catch (err) {
     device.destroy();
     throw err;
   }
+  // Calls share the pooled buffers, so they run one after another.
+  let tail: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const result = tail.then(fn);
+    tail = result.catch(() => undefined);
+    return result;
+  };
   return {
     backend: 'webgpu',
     adapter: adapterName,
-    sortDesc: (keys) => sortDescGpu(kernels, keys),
-    prefixSum: (values) => prefixSumGpu(kernels, values),
-    cutCounts: (costs, prefix, targets, mode) => cutCountsGpu(kernels, costs, prefix, targets, mode),
-    destroy: () => device.destroy(),
+    timestamps: ctx.query !== null,
+    get lastCall() { return ctx.profile; },
+    sortDesc: (keys) => serial(() => sortDescGpu(ctx, keys)),
+    prefixSum: (values) => serial(() => prefixSumGpu(ctx, values)),
+    cutCounts: (costs, prefix, targets, mode) => serial(() => cutCountsGpu(ctx, costs, prefix, targets, mode)),
+    destroy: () => {
+      ctx.pool.destroy();
+      ctx.query?.destroy();
+      device.destroy();
+    },
   };
 }

@@ -18,6 +18,8 @@ export interface GpuDevice {
   adapterName: string;
   /** A CPU rasteriser (llvmpipe, lavapipe, SwiftShader): kernels size their loops for it. */
   software: boolean;
+  /** The device was created with 'timestamp-query' (asked for, and the adapter has it). */
+  timestamps: boolean;
 }
 
 /** Limits the kernels need, above the WebGPU defaults (compatibility mode defaults are lower). */
@@ -93,7 +95,7 @@ function limitsFor(adapter: GPUAdapter): Record<string, number> {
  * The default adapter (Vulkan/Metal/D3D12 on real GPUs), else the OpenGL ES compatibility
  * adapter (Mesa llvmpipe on a headless Linux box, through surfaceless EGL).
  */
-export async function acquireDevice(opts: { verbose?: boolean } = {}): Promise<GpuDevice> {
+export async function acquireDevice(opts: { verbose?: boolean; timestamps?: boolean } = {}): Promise<GpuDevice> {
   installWebGpuGlobals();
   // Without a display, Mesa's EGL needs the surfaceless platform or eglInitialize fails.
   process.env.EGL_PLATFORM ??= 'surfaceless';
@@ -106,15 +108,26 @@ export async function acquireDevice(opts: { verbose?: boolean } = {}): Promise<G
   for (const attempt of attempts) {
     try {
       // Dawn prints its warnings synchronously inside these calls, so only they are silenced.
-      const gpu = quiet(() => create(attempt.flags));
+      // Timing: Dawn quantises timestamps by default (a browser's timing-attack guard).
+      const flags = opts.timestamps ? [...attempt.flags, 'disable-dawn-features=timestamp_quantization'] : attempt.flags;
+      const gpu = quiet(() => create(flags));
       const adapter = await quiet(() => gpu.requestAdapter(attempt.options));
       if (!adapter) { failures.push(`${attempt.backend}: no adapter`); continue; }
-      const device = await quiet(() => adapter.requestDevice({ requiredLimits: limitsFor(adapter) }));
+      const requiredLimits = limitsFor(adapter);
+      let timestamps = opts.timestamps === true && adapter.features.has('timestamp-query');
+      let device: GPUDevice;
+      try {
+        device = await quiet(() => adapter.requestDevice({ requiredLimits, requiredFeatures: timestamps ? ['timestamp-query'] : [] }));
+      } catch (err) {
+        if (!timestamps) throw err;
+        timestamps = false; // timing is optional: retry without it
+        device = await quiet(() => adapter.requestDevice({ requiredLimits }));
+      }
       // Keep the instance alive as long as the device (dawn.node tears both down together).
       (device as unknown as { __postbalanceGpu?: GPU }).__postbalanceGpu = gpu;
       const adapterName = adapterLabel(adapter, attempt.backend);
       const software = attempt.backend === 'opengles' || /llvmpipe|lavapipe|softpipe|swiftshader/i.test(adapterName);
-      return { device, adapterName, software };
+      return { device, adapterName, software, timestamps };
     } catch (err) {
       failures.push(`${attempt.backend}: ${(err as Error).message ?? String(err)}`);
     }

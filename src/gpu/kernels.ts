@@ -1,7 +1,7 @@
 // Compiled pipelines for every kernel, created once per device, and the host code that
 // encodes each kernel family into a compute pass (no submits here: callers batch them).
 
-import { bindGroup, dispatch, Scratch, storageBuffer, uniformWords } from './buffers.js';
+import { bindGroup, Call, dispatch } from './buffers.js';
 import { compileShader, createPipeline } from './device.js';
 import { shaderSource } from './shaders.js';
 
@@ -18,6 +18,7 @@ export interface Kernels {
   scanU32: GPUComputePipeline;
   reduceU64: GPUComputePipeline;
   scanU64: GPUComputePipeline;
+  f64ToU64: GPUComputePipeline;
   sortHistogram: GPUComputePipeline;
   sortScatter: GPUComputePipeline;
   cutSum: GPUComputePipeline;
@@ -35,39 +36,51 @@ export function cutBudgetFor(software: boolean): number {
 export async function createKernels(device: GPUDevice, software: boolean): Promise<Kernels> {
   const load = (file: string) => compileShader(device, file, shaderSource(file));
   const [scan, sort, cuts] = await Promise.all([load('scan.wgsl'), load('radix_sort.wgsl'), load('cuts.wgsl')]);
-  const [reduceU32, scanU32, reduceU64, scanU64, sortHistogram, sortScatter, cutSum, cutPadded] = await Promise.all([
+  const [reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded] = await Promise.all([
     createPipeline(device, 'scan.wgsl', scan, 'reduce_u32'),
     createPipeline(device, 'scan.wgsl', scan, 'scan_u32'),
     createPipeline(device, 'scan.wgsl', scan, 'reduce_u64'),
     createPipeline(device, 'scan.wgsl', scan, 'scan_u64'),
+    createPipeline(device, 'scan.wgsl', scan, 'f64_to_u64'),
     createPipeline(device, 'radix_sort.wgsl', sort, 'histogram'),
     createPipeline(device, 'radix_sort.wgsl', sort, 'scatter'),
     createPipeline(device, 'cuts.wgsl', cuts, 'cut_sum'),
     createPipeline(device, 'cuts.wgsl', cuts, 'cut_padded'),
   ]);
-  return { device, cutBudget: cutBudgetFor(software), reduceU32, scanU32, reduceU64, scanU64, sortHistogram, sortScatter, cutSum, cutPadded };
+  return { device, cutBudget: cutBudgetFor(software), reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded };
 }
+
+/** Scan input/output formats for the top level of a u64 scan (see scan.wgsl's header). */
+export const CONVERT_F64_IN = 1;
+export const CONVERT_F64_OUT = 2;
 
 /**
  * In-place exclusive scan of `count` elements of `data` (u32, or u64 as (lo, hi) pairs):
  * reduce tiles, scan the tile sums recursively, then scan each tile with its offset.
+ * `convert` (u64 only) makes the top level read and/or write doubles instead of word pairs.
  */
-export function encodeScan(k: Kernels, pass: GPUComputePassEncoder, scratch: Scratch, data: GPUBuffer, count: number, width: 'u32' | 'u64'): void {
+export function encodeScan(k: Kernels, pass: GPUComputePassEncoder, call: Call, data: GPUBuffer, count: number, width: 'u32' | 'u64', convert = 0, level = 0): void {
   if (count === 0) return;
   const [reduce, scan, dataBinding, sumsBinding] = width === 'u32' ? [k.reduceU32, k.scanU32, 1, 2] : [k.reduceU64, k.scanU64, 3, 4];
   const tiles = Math.ceil(count / SCAN_TILE);
+  const sums = call.storage(`${width} scan sums ${level}`, tiles * (width === 'u32' ? 4 : 8));
   if (tiles === 1) {
-    const params = uniformWords(scratch, [count, 0], 'scan params');
-    const unused = storageBuffer(scratch, 16, 'scan sums (unused)');
-    dispatch(pass, scan, bindGroup(k.device, scan, { 0: params, [dataBinding]: data, [sumsBinding]: unused }), 1);
+    const params = call.uniform([count, 0, convert]);
+    dispatch(pass, scan, bindGroup(k.device, scan, { 0: params, [dataBinding]: data, [sumsBinding]: sums }), 1);
     return;
   }
-  const params = uniformWords(scratch, [count, 1], 'scan params');
-  const sums = storageBuffer(scratch, tiles * (width === 'u32' ? 4 : 8), 'scan tile sums');
+  const params = call.uniform([count, 1, convert]);
   const group = bindGroup(k.device, reduce, { 0: params, [dataBinding]: data, [sumsBinding]: sums });
   dispatch(pass, reduce, group, tiles);
-  encodeScan(k, pass, scratch, sums, tiles, width);
+  encodeScan(k, pass, call, sums, tiles, width, 0, level + 1);
   dispatch(pass, scan, bindGroup(k.device, scan, { 0: params, [dataBinding]: data, [sumsBinding]: sums }), tiles);
+}
+
+/** In-place conversion of `count` doubles in `data` to (lo, hi) word pairs (see f64ToU64). */
+export function encodeF64ToU64(k: Kernels, pass: GPUComputePassEncoder, call: Call, data: GPUBuffer, count: number): void {
+  if (count === 0) return;
+  const params = call.uniform([count, 0, 0]);
+  dispatch(pass, k.f64ToU64, bindGroup(k.device, k.f64ToU64, { 0: params, 3: data }), Math.ceil(count / SCAN_TILE));
 }
 
 /** 8-bit digit shifts where the inverted keys differ (a constant digit leaves the order as is). */
@@ -82,16 +95,17 @@ export function activeDigitShifts(keys: Uint32Array): number[] {
 /**
  * Stable LSD radix sort passes over `keys` (n of them); returns the buffer that ends up holding
  * the payload: item indices ordered by key descending, index ascending. Needs shifts.length >= 1.
+ * The passes ping-pong between `keys` and pooled buffers: `keys` is overwritten from the second pass on.
  */
-export function encodeSortDesc(k: Kernels, pass: GPUComputePassEncoder, scratch: Scratch, keys: GPUBuffer, n: number, shifts: number[]): GPUBuffer {
+export function encodeSortDesc(k: Kernels, pass: GPUComputePassEncoder, call: Call, keys: GPUBuffer, n: number, shifts: number[]): GPUBuffer {
   const tiles = Math.ceil(n / SORT_TILE);
-  const hist = storageBuffer(scratch, 256 * tiles * 4, 'sort histogram');
-  let keysIn = keys, keysOut = storageBuffer(scratch, n * 4, 'sort keys');
-  let valsIn = storageBuffer(scratch, n * 4, 'sort values'), valsOut = storageBuffer(scratch, n * 4, 'sort values');
+  const hist = call.storage('sort histogram', 256 * tiles * 4);
+  let keysIn = keys, keysOut = call.storage('sort keys out', n * 4);
+  let valsIn = call.storage('sort values a', n * 4), valsOut = call.storage('sort values b', n * 4);
   shifts.forEach((shift, passIndex) => {
-    const params = uniformWords(scratch, [n, shift, tiles, passIndex === 0 ? 1 : 0], 'sort params');
+    const params = call.uniform([n, shift, tiles, passIndex === 0 ? 1 : 0]);
     dispatch(pass, k.sortHistogram, bindGroup(k.device, k.sortHistogram, { 0: params, 1: keysIn, 3: hist }), tiles);
-    encodeScan(k, pass, scratch, hist, 256 * tiles, 'u32');
+    encodeScan(k, pass, call, hist, 256 * tiles, 'u32');
     const group = bindGroup(k.device, k.sortScatter, { 0: params, 1: keysIn, 2: valsIn, 3: hist, 4: keysOut, 5: valsOut });
     dispatch(pass, k.sortScatter, group, tiles);
     [keysIn, keysOut] = [keysOut, keysIn];
@@ -103,12 +117,15 @@ export function encodeSortDesc(k: Kernels, pass: GPUComputePassEncoder, scratch:
 /**
  * Greedy cuts for each target, resumable: `items` is the prefix sums (n + 1 pairs) in mode "sum"
  * or the costs (n pairs) in mode "padded"; `state` holds (p, groups, maxLoad.lo, maxLoad.hi) per
- * target, zero to start. Each of the `rounds` dispatches advances every unfinished target by up
+ * target, zero to start. Each dispatch of encodeCutRounds advances every unfinished target by up
  * to k.cutBudget loop iterations; the host repeats until every p == n.
  */
-export function encodeCutRounds(k: Kernels, pass: GPUComputePassEncoder, scratch: Scratch, mode: 'sum' | 'padded', items: GPUBuffer, n: number, targets: GPUBuffer, numTargets: number, state: GPUBuffer, rounds: number): void {
-  const params = uniformWords(scratch, [n, numTargets, k.cutBudget], 'cut params');
+export function cutBindGroup(k: Kernels, call: Call, mode: 'sum' | 'padded', items: GPUBuffer, n: number, targets: GPUBuffer, numTargets: number, state: GPUBuffer): { pipeline: GPUComputePipeline; group: GPUBindGroup } {
+  const params = call.uniform([n, numTargets, k.cutBudget]);
   const pipeline = mode === 'sum' ? k.cutSum : k.cutPadded;
-  const group = bindGroup(k.device, pipeline, { 0: params, [mode === 'sum' ? 1 : 2]: items, 3: targets, 4: state });
-  for (let r = 0; r < rounds; r++) dispatch(pass, pipeline, group, Math.ceil(numTargets / CUT_WORKGROUP));
+  return { pipeline, group: bindGroup(k.device, pipeline, { 0: params, [mode === 'sum' ? 1 : 2]: items, 3: targets, 4: state }) };
+}
+
+export function encodeCutRounds(pass: GPUComputePassEncoder, cut: { pipeline: GPUComputePipeline; group: GPUBindGroup }, numTargets: number, rounds: number): void {
+  for (let r = 0; r < rounds; r++) dispatch(pass, cut.pipeline, cut.group, Math.ceil(numTargets / CUT_WORKGROUP));
 }
