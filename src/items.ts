@@ -6,64 +6,117 @@ import type { Batch, Config, PhaseConfig, PhaseItems } from './types.js';
 
 const MAX_U32 = 0xffffffff;
 
+interface Seg {
+  m: string;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  scale: number;
+  bpt: number;
+}
+
+interface Filled {
+  ids: string[];
+  ex: Uint32Array;
+  tokens: Uint32Array;
+  bytes: Float64Array;
+}
+
 export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): PhaseItems {
   const bpt = config.bytesPerToken ?? {};
-  const segs = phase.modalities.map((m) => ({ m, ...batch.segments.get(m)!, scale: phase.scale?.[m] ?? 1, bpt: bpt[m] ?? 0 }));
-  const n = batch.ids.length;
-  // Count first, then fill typed arrays (no growing arrays of numbers).
-  let count = 0;
-  if (phase.unit === 'segment') {
-    for (const s of segs) count += s.offsets[n] - s.offsets[0];
-  } else {
-    for (let e = 0; e < n; e++) {
-      for (const s of segs) if (s.offsets[e + 1] > s.offsets[e]) { count++; break; }
-    }
-  }
-  const ids = new Array<string>(count);
-  const ex = new Uint32Array(count);
-  const tokens = new Uint32Array(count);
-  const bytes = new Float64Array(count);
-  let o = 0;
-  if (phase.unit === 'segment') {
-    const nm = segs.length;
-    for (let e = 0; e < n; e++) {
-      for (let t = 0; t < nm; t++) {
-        const s = segs[t];
-        const from = s.offsets[e], to = s.offsets[e + 1];
-        if (from === to) continue;
-        const prefix = batch.ids[e] + '/' + s.m + '/';
-        for (let j = from; j < to; j++, o++) {
-          ids[o] = prefix + (j - from);
-          ex[o] = e;
-          tokens[o] = s.lengths[j];
-          bytes[o] = s.lengths[j] * s.bpt;
-        }
-      }
-    }
-  } else {
-    for (let e = 0; e < n; e++) {
-      let present = false, len = 0, b = 0;
-      for (const s of segs) {
-        for (let j = s.offsets[e]; j < s.offsets[e + 1]; j++) {
-          // ceil(len × scale) exactly as a float64 recomputation would do it.
-          const l = Math.ceil(s.lengths[j] * s.scale);
-          present = true;
-          len += l;
-          b += l * s.bpt;
-        }
-      }
-      if (!present) continue;
-      if (len > MAX_U32) throw inputError(`batch example ${JSON.stringify(batch.ids[e])}`, `phase "${phase.name}" length ${len} exceeds 2^32-1 tokens`);
-      ids[o] = batch.ids[e];
-      ex[o] = e;
-      tokens[o] = len;
-      bytes[o] = b;
-      o++;
-    }
-  }
+  const segs: Seg[] = phase.modalities.map((m) => {
+    const { offsets, lengths } = batch.segments.get(m)!;
+    return { m, offsets, lengths, scale: phase.scale?.[m] ?? 1, bpt: bpt[m] ?? 0 };
+  });
+  const f = phase.unit === 'segment' ? segmentItems(batch, segs) : exampleItems(batch, phase, segs);
+  const count = f.ex.length;
   const sampledRank = new Int32Array(count);
-  for (let i = 0; i < count; i++) sampledRank[i] = batch.ranks[ex[i]];
-  return { phase, ids, example: ex, sampledRank, tokens, bytes };
+  sampledRanks(batch.ranks, f.ex, sampledRank);
+  return { phase, ids: f.ids, example: f.ex, sampledRank, tokens: f.tokens, bytes: f.bytes };
+}
+
+function sampledRanks(ranks: Int32Array, ex: Uint32Array, out: Int32Array): void {
+  for (let i = 0; i < ex.length; i++) out[i] = ranks[ex[i]];
+}
+
+/** Every segment of the phase's modalities is an item, id "<exampleId>/<modality>/<k>". */
+function segmentItems(batch: Batch, segs: Seg[]): Filled {
+  const n = batch.ids.length;
+  let count = 0;
+  for (const s of segs) count += s.offsets[n] - s.offsets[0];
+  const f: Filled = { ids: new Array<string>(count), ex: new Uint32Array(count), tokens: new Uint32Array(count), bytes: new Float64Array(count) };
+  const nm = segs.length;
+  let o = 0;
+  for (let e = 0; e < n; e++) {
+    for (let t = 0; t < nm; t++) {
+      const s = segs[t];
+      const from = s.offsets[e], to = s.offsets[e + 1];
+      if (from === to) continue;
+      o = fillSegments(f, o, batch.ids[e] + '/' + s.m + '/', e, s.lengths, from, to, s.bpt);
+    }
+  }
+  return f;
+}
+
+function fillSegments(f: Filled, o: number, prefix: string, e: number, lengths: Uint32Array, from: number, to: number, bpt: number): number {
+  const { ids, ex, tokens, bytes } = f;
+  for (let j = from; j < to; j++, o++) {
+    ids[o] = prefix + (j - from);
+    ex[o] = e;
+    tokens[o] = lengths[j];
+    bytes[o] = lengths[j] * bpt;
+  }
+  return o;
+}
+
+/**
+ * Every example with any of the phase's modalities is one item: length Σ ceil(len × scale),
+ * bytes Σ that × bytesPerToken, summed modality by modality, then segment by segment.
+ */
+function exampleItems(batch: Batch, phase: PhaseConfig, segs: Seg[]): Filled {
+  const n = batch.ids.length;
+  const len = new Float64Array(n), b = new Float64Array(n);
+  const present = new Uint8Array(n);
+  for (const s of segs) addModality(s.offsets, s.lengths, s.scale, s.bpt, len, b, present);
+  let count = 0;
+  for (let e = 0; e < n; e++) count += present[e];
+  const f: Filled = { ids: new Array<string>(count), ex: new Uint32Array(count), tokens: new Uint32Array(count), bytes: new Float64Array(count) };
+  const bad = fillExamples(f, batch.ids, len, b, present);
+  if (bad >= 0) throw inputError(`batch example ${JSON.stringify(batch.ids[bad])}`, `phase "${phase.name}" length ${len[bad]} exceeds 2^32-1 tokens`);
+  return f;
+}
+
+function addModality(offsets: Uint32Array, lengths: Uint32Array, scale: number, bpt: number, len: Float64Array, b: Float64Array, present: Uint8Array): void {
+  const n = len.length;
+  for (let e = 0; e < n; e++) {
+    const from = offsets[e], to = offsets[e + 1];
+    if (from === to) continue;
+    present[e] = 1;
+    let l0 = len[e], b0 = b[e];
+    for (let j = from; j < to; j++) {
+      // ceil(len × scale) exactly as a float64 recomputation would do it.
+      const l = Math.ceil(lengths[j] * scale);
+      l0 += l;
+      b0 += l * bpt;
+    }
+    len[e] = l0;
+    b[e] = b0;
+  }
+}
+
+/** Fills the example items; returns the first example over 2^32-1 tokens (then stops), or -1. */
+function fillExamples(f: Filled, ids: string[], len: Float64Array, b: Float64Array, present: Uint8Array): number {
+  const n = len.length;
+  let o = 0;
+  for (let e = 0; e < n; e++) {
+    if (!present[e]) continue;
+    if (len[e] > MAX_U32) return e;
+    f.ids[o] = ids[e];
+    f.ex[o] = e;
+    f.tokens[o] = len[e];
+    f.bytes[o] = b[e];
+    o++;
+  }
+  return -1;
 }
 
 export function buildPhaseItems(batch: Batch, config: Config): PhaseItems[] {

@@ -52,7 +52,7 @@ interface State {
 
 /** Refines `group` in place and returns it. Sum loads only (not for padded phases). */
 export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptions): Int32Array {
-  const { cost, tokens, order, groups: R } = inp;
+  const { cost, tokens, groups: R } = inp;
   const n = group.length;
   if (n === 0 || R < 2) return group;
   const load = new Float64Array(R);
@@ -68,9 +68,7 @@ export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptio
   for (let g = 0; g < R; g++) if (load[g] > max) max = load[g];
   const target = opts.target;
   if (max <= target) return group;
-  const byRank = rankOrder(order, cost);
-  const rank = new Int32Array(n);
-  for (let k = 0; k < n; k++) rank[byRank[k]] = k;
+  const { byRank, rank } = ranks(inp);
   const off = new Int32Array(R);
   const room = new Int32Array(R);
   let top = 0;
@@ -96,6 +94,23 @@ export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptio
     apply(s, group, h);
   }
   return group;
+}
+
+/**
+ * Items by (cost, index) ascending and each item's position there: the same for every grouping
+ * of a phase (best refines up to three), so computed once per input and shared (read-only).
+ */
+const rankCache = new WeakMap<PartitionInput, { order: Uint32Array; cost: Float64Array; byRank: Int32Array; rank: Int32Array }>();
+function ranks(inp: PartitionInput): { byRank: Int32Array; rank: Int32Array } {
+  const { order, cost } = inp;
+  const hit = rankCache.get(inp);
+  if (hit && hit.order === order && hit.cost === cost) return hit;
+  const byRank = rankOrder(order, cost);
+  const rank = new Int32Array(order.length);
+  for (let k = 0; k < byRank.length; k++) rank[byRank[k]] = k;
+  const entry = { order, cost, byRank, rank };
+  rankCache.set(inp, entry);
+  return entry;
 }
 
 /** Items by (cost, index) ascending, from `order` (cost descending; equal-cost runs re-sorted by index). */
