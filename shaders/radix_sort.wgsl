@@ -45,6 +45,7 @@ var<workgroup> sVals: array<u32, TILE>;
 // Per thread, 16 counters of 16 bits packed in 8 words (counts within a tile are <= 1024).
 var<workgroup> sCounts: array<u32, 1024>; // WG * 8
 var<workgroup> digitStart: array<u32, 256>;
+var<workgroup> nibbleStart: array<u32, 16>;
 
 fn tileIndex(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wid.y * nwg.x + wid.x;
@@ -73,25 +74,26 @@ fn histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 
 // Stable split of the tile in workgroup memory by the 4-bit field at `nibbleShift` of the digit.
 // Thread t owns positions t*ITEMS .. t*ITEMS+ITEMS-1, so thread order is element order.
+// The counters live in workgroup memory (thread t owns sCounts[t*8 .. t*8+7]), so no private
+// array is indexed by a computed nibble (that forces private arrays out of registers).
 fn splitByNibble(lid: u32, nibbleShift: u32) {
   var keys: array<u32, ITEMS>;
   var vals: array<u32, ITEMS>;
   var nibbles: array<u32, ITEMS>;
   var ranks: array<u32, ITEMS>;     // rank among equal nibbles within this thread
-  var counts: array<u32, 8>;        // this thread's packed nibble counts
-  for (var w = 0u; w < 8u; w++) { counts[w] = 0u; }
+  for (var w = 0u; w < 8u; w++) { sCounts[lid * 8u + w] = 0u; }
   for (var k = 0u; k < ITEMS; k++) {
     let key = sKeys[lid * ITEMS + k];
     let f = (digitOf(key) >> nibbleShift) & 0xfu;
     keys[k] = key;
     vals[k] = sVals[lid * ITEMS + k];
     nibbles[k] = f;
-    let word = f >> 1u;
+    let c = lid * 8u + (f >> 1u);
     let bit = (f & 1u) * 16u;
-    ranks[k] = (counts[word] >> bit) & 0xffffu;
-    counts[word] += 1u << bit;
+    let packed = sCounts[c];
+    ranks[k] = (packed >> bit) & 0xffffu;
+    sCounts[c] = packed + (1u << bit);
   }
-  for (var w = 0u; w < 8u; w++) { sCounts[lid * 8u + w] = counts[w]; }
   // Inclusive scan over threads of the 8 packed words (no field exceeds 1024, so no carries
   // cross 16-bit field boundaries).
   for (var offset = 1u; offset < WG; offset <<= 1u) {
@@ -105,19 +107,20 @@ fn splitByNibble(lid: u32, nibbleShift: u32) {
     for (var w = 0u; w < 8u; w++) { sCounts[lid * 8u + w] += add[w]; }
   }
   workgroupBarrier();
-  // Start of each nibble value in the tile: exclusive scan of the tile totals (last thread).
-  var starts: array<u32, 16>;
-  var total = 0u;
-  for (var f = 0u; f < 16u; f++) {
-    starts[f] = total;
-    total += (sCounts[(WG - 1u) * 8u + (f >> 1u)] >> ((f & 1u) * 16u)) & 0xffffu;
+  // Start of each nibble value in the tile: exclusive scan of the tile totals (last thread's).
+  if (lid < 16u) {
+    var total = 0u;
+    for (var f = 0u; f < lid; f++) {
+      total += (sCounts[(WG - 1u) * 8u + (f >> 1u)] >> ((f & 1u) * 16u)) & 0xffffu;
+    }
+    nibbleStart[lid] = total;
   }
-  var before: array<u32, 8>; // counts in threads before this one (exclusive)
-  for (var w = 0u; w < 8u; w++) { before[w] = sCounts[lid * 8u + w] - counts[w]; }
-  workgroupBarrier(); // all reads of sKeys/sVals/sCounts are done before anyone writes
+  workgroupBarrier(); // sKeys/sVals were read before the scan's barriers; sCounts is read only now
   for (var k = 0u; k < ITEMS; k++) {
     let f = nibbles[k];
-    let dst = starts[f] + ((before[f >> 1u] >> ((f & 1u) * 16u)) & 0xffffu) + ranks[k];
+    var before = 0u; // elements with nibble f in the threads before this one
+    if (lid > 0u) { before = (sCounts[(lid - 1u) * 8u + (f >> 1u)] >> ((f & 1u) * 16u)) & 0xffffu; }
+    let dst = nibbleStart[f] + before + ranks[k];
     sKeys[dst] = keys[k];
     sVals[dst] = vals[k];
   }
