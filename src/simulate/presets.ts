@@ -27,32 +27,24 @@ export interface GpuPreset {
 
 const GB = 1e9;
 
+const H100: GpuPreset = {
+  name: 'h100',
+  peakFlops: 989.4e12,
+  achievable: 0.5,
+  intraBw: 360 * GB,
+  interBw: 40 * GB,
+  launchLatency: 20e-6,
+  intraPeerLatency: 1e-6,
+  interPeerLatency: 3e-6,
+  memoryGB: 80,
+};
+
 export const GPU_PRESETS: Readonly<Record<string, GpuPreset>> = {
-  h100: {
-    name: 'h100',
-    peakFlops: 989.4e12,
-    achievable: 0.5,
-    intraBw: 360 * GB,
-    interBw: 40 * GB,
-    launchLatency: 20e-6,
-    intraPeerLatency: 1e-6,
-    interPeerLatency: 3e-6,
-    memoryGB: 80,
-  },
+  h100: H100,
   // Same tensor cores, NVLink generation and (in typical builds) the same 400 Gb/s NIC as the H100:
   // the H200's difference is memory (141 GB HBM3e, 4.8 TB/s), which this compute-bound model does
   // not see. Kept as its own preset so that a user's measured numbers can be dropped in.
-  h200: {
-    name: 'h200',
-    peakFlops: 989.4e12,
-    achievable: 0.5,
-    intraBw: 360 * GB,
-    interBw: 40 * GB,
-    launchLatency: 20e-6,
-    intraPeerLatency: 1e-6,
-    interPeerLatency: 3e-6,
-    memoryGB: 141,
-  },
+  h200: { ...H100, name: 'h200', memoryGB: 141 },
 };
 
 /** A transformer stack. Parameters and FLOPs follow from these shapes (biases and norms ignored). */
