@@ -1,6 +1,7 @@
 // Per-kernel throughput, WebGPU vs the CPU reference, on the same random inputs.
 //   node dist/bench/kernels.js [--sizes 1000,100000,1000000] [--reps 5] [--targets 64]
 //                              [--bandwidth-gbs 4800] [--no-timestamps] [--verbose]
+//                              [--cut-paths auto,serial,parallel]
 // "GPU" times are medians of whole accelerator calls (upload + kernels + read back), after a
 // warm-up; "host/wait/read" splits that wall time (host work before submit / submit until the
 // read-back is mapped / copying results out). "kernel" is the GPU time of the compute passes,
@@ -12,20 +13,29 @@
 //                its scan, read by the scatter (4 x 1 KiB per tile, i.e. 4 B per key)
 //   scan u64   : the reduce-then-scan traffic, 8 B values read twice and written once (24 B per
 //                value), tile sums negligible
-//   cuts       : not bandwidth-bound (dependent searches), no GB/s
+//   cuts       : not bandwidth-bound (dependent searches), no GB/s. One row per --cut-paths entry:
+//                "auto" is what cutCounts does by default (the row names the path it took), "serial"
+//                and "parallel" force the one-thread-per-target walk (cuts.wgsl) or the next-cut
+//                pointers + pointer jumping (cuts_parallel.wgsl). Without --cut-paths, a software
+//                adapter (llvmpipe) skips the forced parallel rows above 100,000 items (about 24 s
+//                per call at 1M x 64 there).
 // --bandwidth-gbs B (the device's memory bandwidth: 4800 for an H200, 3350 for an H100) adds
 // "% of B" for kernel GB/s, and a per-size line for the issue's target: sort (32-bit keys) + scan
 // kernel-only time against the bandwidth floor of their minimal traffic (16 B per key per pass,
 // 16 B per value).
 
 import { cpuAccelerator, type Accelerator } from '../src/accel.js';
-import { createGpuAccelerator, type GpuAccelerator } from '../src/gpu/accelerator.js';
+import { createGpuAccelerator, type CutPath, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { activeDigitShifts, SORT_TILE } from '../src/gpu/kernels.js';
 
-interface Options { sizes: number[]; reps: number; targets: number; verbose: boolean; bandwidthGBs: number | null; timestamps: boolean }
+interface Options {
+  sizes: number[]; reps: number; targets: number; verbose: boolean; bandwidthGBs: number | null; timestamps: boolean;
+  cutPaths: CutPath[]; cutPathsGiven: boolean;
+}
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { sizes: [1_000, 100_000, 1_000_000], reps: 5, targets: 64, verbose: false, bandwidthGBs: null, timestamps: true };
+  const options: Options = { sizes: [1_000, 100_000, 1_000_000], reps: 5, targets: 64, verbose: false, bandwidthGBs: null, timestamps: true,
+    cutPaths: ['auto', 'serial', 'parallel'], cutPathsGiven: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -39,7 +49,13 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--verbose') options.verbose = true;
     else if (arg === '--bandwidth-gbs') options.bandwidthGBs = Number(value());
     else if (arg === '--no-timestamps') options.timestamps = false;
-    else throw new Error(`unknown argument ${arg} (expected --sizes, --reps, --targets, --bandwidth-gbs, --no-timestamps, --verbose)`);
+    else if (arg === '--cut-paths') {
+      options.cutPaths = value().split(',').map((p) => {
+        if (p !== 'auto' && p !== 'serial' && p !== 'parallel') throw new Error(`--cut-paths: unknown path ${p} (expected auto, serial, parallel)`);
+        return p;
+      });
+      options.cutPathsGiven = true;
+    } else throw new Error(`unknown argument ${arg} (expected --sizes, --reps, --targets, --bandwidth-gbs, --no-timestamps, --verbose, --cut-paths)`);
   }
   return options;
 }
@@ -95,17 +111,20 @@ function sortBytes(keys: Uint32Array): number {
   return passes * (16 * n + 4 * 1024 * Math.ceil(n / SORT_TILE));
 }
 
-async function measure(gpu: GpuAccelerator, n: number, options: Options): Promise<Row[]> {
+/** The accelerator per cut path ("auto" is the main one; the forced ones share its options). */
+type CutAccelerators = Partial<Record<CutPath, GpuAccelerator>>;
+
+async function measure(gpu: GpuAccelerator, cutGpus: CutAccelerators, n: number, options: Options): Promise<Row[]> {
   const rand = generator(n);
   const keys = Uint32Array.from({ length: n }, () => rand());
   const costs = Float64Array.from({ length: n }, () => 1 + (rand() % 50_000));
   const rows: Row[] = [];
-  const both = async (kernel: string, work: number, bytes: number, run: (a: Accelerator) => Promise<ArrayLike<number>[]>) => {
-    const [cpuOut, gpuOut] = [await run(cpuAccelerator), await run(gpu)];
+  const both = async (kernel: string | (() => string), work: number, bytes: number, run: (a: Accelerator) => Promise<ArrayLike<number>[]>, on = gpu) => {
+    const [cpuOut, gpuOut] = [await run(cpuAccelerator), await run(on)];
     const equal = cpuOut.every((part, i) => same(part, gpuOut[i]));
     const cpu = (await timeCalls(options.reps, () => run(cpuAccelerator))).wall;
-    const gpuTime = await timeCalls(options.reps, () => run(gpu), gpu);
-    rows.push({ kernel, n, cpu, gpu: gpuTime, work, bytes, equal });
+    const gpuTime = await timeCalls(options.reps, () => run(on), on);
+    rows.push({ kernel: typeof kernel === 'string' ? kernel : kernel(), n, cpu, gpu: gpuTime, work, bytes, equal });
   };
   await both('sort (32-bit keys)', n, sortBytes(keys), async (a) => [await a.sortDesc(keys)]);
   const shortKeys = keys.map((k) => k % 5000);
@@ -115,15 +134,22 @@ async function measure(gpu: GpuAccelerator, n: number, options: Options): Promis
   const total = prefix[n];
   // Targets spread around total / R for R from 64 to 16,384 ranks (the planner's search range).
   const targets = Float64Array.from({ length: options.targets }, (_, t) => Math.floor(total / (64 * Math.pow(256, t / Math.max(1, options.targets - 1)))));
-  await both(`cuts sum (K=${options.targets})`, n * options.targets, 0, async (a) => {
-    const r = await a.cutCounts(costs, prefix, targets, 'sum');
-    return [r.groups, r.maxLoad];
-  });
   const sortedCosts = Float64Array.from(costs).sort().reverse();
-  await both(`cuts padded (K=${options.targets})`, n * options.targets, 0, async (a) => {
-    const r = await a.cutCounts(sortedCosts, prefix, targets, 'padded');
-    return [r.groups, r.maxLoad];
-  });
+  for (const mode of ['sum', 'padded'] as const) {
+    for (const path of options.cutPaths) {
+      const on = cutGpus[path];
+      if (!on) continue;
+      if (path === 'parallel' && !options.cutPathsGiven && on.parallelCutMinItems === Infinity && n > 100_000) {
+        console.log(`cuts ${mode} parallel n=${n}: skipped on this software adapter (pass --cut-paths to run it)`);
+        continue;
+      }
+      const label = () => `cuts ${mode} ${path === 'auto' ? `auto: ${on.lastCall?.cutPath ?? '-'}` : path} (K=${options.targets})`;
+      await both(label, n * options.targets, 0, async (a) => {
+        const r = await a.cutCounts(mode === 'sum' ? costs : sortedCosts, prefix, targets, mode);
+        return [r.groups, r.maxLoad];
+      }, on);
+    }
+  }
   return rows;
 }
 
@@ -169,13 +195,19 @@ function format(rows: Row[], adapter: string, options: Options): string {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const gpu = await createGpuAccelerator({ verbose: options.verbose, timestamps: options.timestamps });
+  const cutGpus: CutAccelerators = { auto: gpu };
   try {
+    for (const path of ['serial', 'parallel'] as const) {
+      if (options.cutPaths.includes(path)) cutGpus[path] = await createGpuAccelerator({ verbose: options.verbose, timestamps: options.timestamps, cutPath: path });
+    }
     const rows: Row[] = [];
-    for (const n of options.sizes) rows.push(...(await measure(gpu, n, options)));
+    for (const n of options.sizes) rows.push(...(await measure(gpu, cutGpus, n, options)));
     console.log(format(rows, gpu.adapter, options));
     console.log(`timestamps: ${gpu.timestamps ? 'yes (kernel-only = GPU time of the compute passes)' : 'n/a (adapter without timestamp-query, or --no-timestamps)'}`);
     if (rows.some((r) => !r.equal)) { console.error('GPU result differs from the CPU reference'); process.exitCode = 1; }
   } finally {
+    cutGpus.serial?.destroy();
+    cutGpus.parallel?.destroy();
     gpu.destroy();
   }
 }

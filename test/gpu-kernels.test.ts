@@ -4,9 +4,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator } from '../src/accel.js';
-import { createGpuAccelerator } from '../src/gpu/accelerator.js';
+import { createGpuAccelerator, parallelCutMinItems, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { dispatchGrid, fromWordPairs, toWordPairs } from '../src/gpu/buffers.js';
 import { acquireDevice, compileShader } from '../src/gpu/device.js';
+import { cutJumpRounds } from '../src/gpu/kernels.js';
 import { shaderSource } from '../src/gpu/shaders.js';
 
 const seed = process.env.POSTBALANCE_SEED !== undefined
@@ -260,5 +261,101 @@ describe('candidate cuts (cutCounts) equal cutCountsCpu', () => {
     const costs = Float64Array.from([1, 2]);
     await expect(gpu.cutCounts(costs, prefixSumCpu(costs), Float64Array.from([1.5]), 'sum')).rejects.toThrow(RangeError);
     await expect(gpu.cutCounts(costs, prefixSumCpu(costs), Float64Array.from([-1]), 'sum')).rejects.toThrow(RangeError);
+  });
+});
+
+/** Costs for a cut test: padded mode walks items longest first, with some zero costs at the end. */
+function cutCosts(n: number, kind: ValueKind, mode: 'sum' | 'padded', rand: () => number): Float64Array {
+  const costs = randomValues(n, kind, rand);
+  if (mode === 'padded') { costs.sort().reverse(); for (let i = Math.floor(n * 0.9); i < n; i++) costs[i] = 0; }
+  return costs;
+}
+
+async function expectCutsLikeCpu(acc: GpuAccelerator, costs: Float64Array, targets: Float64Array, mode: 'sum' | 'padded', what: string, path: 'serial' | 'parallel'): Promise<void> {
+  const prefix = prefixSumCpu(costs);
+  const got = await acc.cutCounts(costs, prefix, targets, mode);
+  if (costs.length > 0 && targets.length > 0) expect(acc.lastCall?.cutPath, `${what}: path`).toBe(path);
+  const want = cutCountsCpu(costs, prefix, targets, mode);
+  expectSame(got.groups, want.groups, `${what} groups`);
+  expectSame(got.maxLoad, want.maxLoad, `${what} maxLoad`);
+}
+
+describe('parallel candidate cuts (next-cut pointers + pointer jumping) equal cutCountsCpu', () => {
+  let par: GpuAccelerator;
+  beforeAll(async () => { par = await createGpuAccelerator({ cutPath: 'parallel' }); });
+  afterAll(() => par?.destroy());
+
+  it('rounds: ceil(log2(n + 1))', () => {
+    expect([0, 1, 2, 3, 4, 7, 8, 255, 256, 1_000_000].map(cutJumpRounds)).toEqual([0, 1, 2, 2, 3, 3, 4, 8, 9, 20]);
+  });
+
+  const PARALLEL_SIZES = [0, 1, 2, 255, 256, 257, 4097, 100_003];
+  for (const mode of ['sum', 'padded'] as const) {
+    for (const kind of ['small', 'past2^32', 'to2^50'] as const) {
+      it(`mode ${mode}, ${kind} costs, sizes ${PARALLEL_SIZES.join(', ')}`, async () => {
+        for (const n of PARALLEL_SIZES) {
+          const rand = rngFor(`parallel cuts ${mode} ${kind} ${n}`);
+          const costs = cutCosts(n, kind, mode, rand);
+          // randomTargets includes 0, 1, the largest cost, the total, 2^53 - 1, 2^60 and 2^70.
+          const targets = randomTargets(costs, prefixSumCpu(costs)[n], n > 10_000 ? 24 : 96, rand);
+          await expectCutsLikeCpu(par, costs, targets, mode, `parallel ${mode} ${kind} n=${n}`, 'parallel');
+        }
+      });
+    }
+  }
+
+  it('1,000,003 items summing past 2^50, 10 targets in two chunks of 125,001-workgroup dispatches', async () => {
+    for (const mode of ['sum', 'padded'] as const) {
+      const rand = rngFor(`parallel cuts big ${mode}`);
+      const costs = cutCosts(1_000_003, 'to2^50', mode, rand);
+      const total = prefixSumCpu(costs)[costs.length];
+      if (mode === 'sum') expect(total).toBeGreaterThan(2 ** 50);
+      // Mostly around total / ranks (the planner's range), plus 0 (one group per item) and huge.
+      const targets = Float64Array.from([0, 2 ** 70, ...[64, 256, 1024, 4096, 16384, 3, 100_000, 999_999].map((r) => Math.floor(total / r))]);
+      await expectCutsLikeCpu(par, costs, targets, mode, `parallel ${mode} n=1000003`, 'parallel');
+    }
+  });
+
+  it('2,100,000 targets on a few items (two chunks of 130,000-workgroup dispatches)', async () => {
+    const rand = rngFor('parallel cuts many targets');
+    const costs = Float64Array.from([7, 5, 5, 3, 2 ** 40, 1]);
+    const targets = Float64Array.from({ length: 2_100_000 }, () => rand() % 40);
+    for (const mode of ['sum', 'padded'] as const) await expectCutsLikeCpu(par, costs, targets, mode, `parallel many targets ${mode}`, 'parallel');
+  });
+
+  it('one target per chunk: 254 chunks fill one pass, 255 and 600 spill into more submits', async () => {
+    const n = 257;
+    const small = await createGpuAccelerator({ cutPath: 'parallel', cutChunkBytes: 16 * (n + 1), timestamps: true });
+    try {
+      for (const count of [254, 255, 600]) {
+        for (const mode of ['sum', 'padded'] as const) {
+          const rand = rngFor(`parallel cuts chunks ${count} ${mode}`);
+          const costs = cutCosts(n, 'past2^32', mode, rand);
+          const targets = randomTargets(costs, prefixSumCpu(costs)[n], count, rand);
+          await expectCutsLikeCpu(small, costs, targets, mode, `parallel ${count} one-target chunks ${mode}`, 'parallel');
+          expect(small.lastCall!.submits).toBe(count <= 254 ? 1 : Math.ceil((count - 254) / 256) + 1);
+          if (small.timestamps) expect(small.lastCall!.kernelMs).toBeGreaterThan(0);
+        }
+      }
+    } finally {
+      small.destroy();
+    }
+  });
+
+  it('"auto" takes the parallel path from parallelCutMinItems items on, the serial walk below', async () => {
+    const auto = gpu as GpuAccelerator;
+    expect(auto.cutPath).toBe('auto');
+    expect(auto.parallelCutMinItems).toBe(parallelCutMinItems(/llvmpipe|lavapipe|softpipe|swiftshader/i.test(auto.adapter)));
+    for (const n of [5, 4097, 100_003]) {
+      const costs = cutCosts(n, 'small', 'sum', rngFor(`auto ${n}`));
+      await expectCutsLikeCpu(auto, costs, Float64Array.from([4, 9, 5000]), 'sum', `auto n=${n}`, n >= auto.parallelCutMinItems ? 'parallel' : 'serial');
+    }
+    const serial = await createGpuAccelerator({ cutPath: 'serial' });
+    try {
+      const costs = cutCosts(100_003, 'past2^32', 'sum', rngFor('serial forced'));
+      await expectCutsLikeCpu(serial, costs, Float64Array.from([0, 2 ** 33, 2 ** 40]), 'sum', 'forced serial n=100003', 'serial');
+    } finally {
+      serial.destroy();
+    }
   });
 });

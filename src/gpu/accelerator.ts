@@ -9,7 +9,10 @@
 import type { Accelerator, CutResult } from '../accel.js';
 import { BufferPool, Call, fromWordPairs } from './buffers.js';
 import { acquireDevice } from './device.js';
-import { activeDigitShifts, CONVERT_F64_IN, CONVERT_F64_OUT, createKernels, cutBindGroup, encodeCutRounds, encodeF64ToU64, encodeScan, encodeSortDesc, Kernels } from './kernels.js';
+import {
+  activeDigitShifts, CONVERT_F64_IN, CONVERT_F64_OUT, createKernels, CUT_ENTRY_BYTES, cutBindGroup, cutChunkTargets, encodeCutRounds,
+  encodeCutsParallel, encodeF64ToU64, encodeScan, encodeSortDesc, Kernels,
+} from './kernels.js';
 
 export { GpuUnavailableError } from './device.js';
 
@@ -24,12 +27,24 @@ export interface GpuCallProfile {
   /** GPU time of the compute passes (timestamp queries), or null where not supported. */
   kernelMs: number | null;
   submits: number;
+  /** For cutCounts: which path ran (see CutPath); null for the other calls. */
+  cutPath: 'serial' | 'parallel' | null;
 }
+
+/**
+ * How cutCounts runs: "serial" walks each target's cuts in one thread (cuts.wgsl), "parallel"
+ * computes next-cut pointers for every (target, position) and jumps them (cuts_parallel.wgsl),
+ * "auto" picks parallel from parallelCutMinItems(software) items on (see there).
+ */
+export type CutPath = 'auto' | 'serial' | 'parallel';
 
 export interface GpuAccelerator extends Accelerator {
   readonly backend: 'webgpu';
   /** Whether compute passes are timed with timestamp queries (see createGpuAccelerator). */
   readonly timestamps: boolean;
+  /** How cutCounts chooses its path, and from how many items "auto" runs the parallel one. */
+  readonly cutPath: CutPath;
+  readonly parallelCutMinItems: number;
   /** Profile of the last call that ran kernels (null before the first). */
   readonly lastCall: GpuCallProfile | null;
 }
@@ -46,12 +61,14 @@ interface Context {
   /** Two timestamps (start and end of the compute pass), when timing. */
   query: GPUQuerySet | null;
   profile: GpuCallProfile | null;
+  cutPath: CutPath;
+  software: boolean;
 }
 
 /** A call in progress: its host-clock phases and the GPU time of its passes. */
 class Run {
   readonly call: Call;
-  readonly profile: GpuCallProfile = { hostMs: 0, waitMs: 0, readMs: 0, kernelMs: null, submits: 0 };
+  readonly profile: GpuCallProfile = { hostMs: 0, waitMs: 0, readMs: 0, kernelMs: null, submits: 0, cutPath: null };
   private mark = performance.now();
 
   constructor(private readonly ctx: Context) {
@@ -65,9 +82,27 @@ class Run {
     this.mark = now;
   }
 
-  beginPass(encoder: GPUCommandEncoder): GPUComputePassEncoder {
+  /**
+   * A compute pass, timed when timing. A call that spreads its work over several passes (and
+   * submits) times them as one span: the first writes the start, the last the end.
+   */
+  beginPass(encoder: GPUCommandEncoder, span: { first: boolean; last: boolean } = { first: true, last: true }): GPUComputePassEncoder {
     const query = this.ctx.query;
-    return encoder.beginComputePass(query ? { timestampWrites: { querySet: query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    if (!query || (!span.first && !span.last)) return encoder.beginComputePass({});
+    return encoder.beginComputePass({
+      timestampWrites: {
+        querySet: query,
+        ...(span.first ? { beginningOfPassWriteIndex: 0 } : {}),
+        ...(span.last ? { endOfPassWriteIndex: 1 } : {}),
+      },
+    });
+  }
+
+  /** Submits work that a later submitAndRead depends on (its params are flushed first). */
+  submit(encoder: GPUCommandEncoder): void {
+    this.call.flushUniforms();
+    this.call.device.queue.submit([encoder.finish()]);
+    this.profile.submits++;
   }
 
   /**
@@ -184,6 +219,67 @@ async function walkCuts(ctx: Context, run: Run, mode: 'sum' | 'padded', itemValu
   }
 }
 
+/**
+ * Smallest n for which "auto" takes the parallel path. The serial walk costs O(groups * log) per
+ * target, in one thread each; the parallel path O(n * log n) per target, spread over all threads.
+ * - Software adapters (llvmpipe, 2 cores, measured with 64 targets): the serial walk wins at every
+ *   size, so never. Parallel vs serial: n=1 0.9 vs 0.5 ms; 4097 57 vs 2.8 ms (sum), 51 vs 1.1 ms
+ *   (padded); 100,003 2.1 s vs 14 ms; 1M 23.8 s vs 91 ms (sum), 15.1 s vs 10 ms (padded); even with
+ *   every item its own group (target 0) 100,003: 2.2 s vs 63 ms. llvmpipe has only the cores'
+ *   SIMD lanes, so the parallel path's log n times more work is never hidden.
+ * - Real GPUs: NOT measured yet (the serial walk took 47 ms kernel-only at 1M x 64 on an H200).
+ *   4096 is an estimate: there ceil(log2(n + 1)) + 2 dispatches of K * (n + 1) threads cost tens of
+ *   microseconds, while a walk of hundreds of dependent groups costs milliseconds. Set it from
+ *   bench/kernels.ts, whose forced serial and parallel rows give both paths per size.
+ */
+export function parallelCutMinItems(software: boolean): number {
+  return software ? PARALLEL_CUT_MIN_ITEMS_SOFTWARE : PARALLEL_CUT_MIN_ITEMS_HARDWARE;
+}
+const PARALLEL_CUT_MIN_ITEMS_SOFTWARE = Infinity;
+const PARALLEL_CUT_MIN_ITEMS_HARDWARE = 4096;
+
+/**
+ * The parallel path: targets in chunks whose (target, position) entries fit one ping-pong buffer
+ * (k.cutChunkBytes), all in one pass where the params slots allow (else several submits, timed as
+ * one span), one read back of the per-target (end, groups, maxLoad) words. Null when not even one
+ * target's n + 1 entries fit a buffer (the caller walks serially then).
+ */
+async function parallelCuts(ctx: Context, run: Run, mode: 'sum' | 'padded', itemValues: Float64Array, n: number, targetValues: Float64Array): Promise<Uint32Array | null> {
+  const { k } = ctx;
+  const numTargets = targetValues.length;
+  const chunk = cutChunkTargets(k, n, numTargets);
+  if (chunk === 0) return null;
+  const items = run.call.upload(`cut ${mode} items`, itemValues);
+  const targets = run.call.upload('cut targets', targetValues);
+  const results = run.call.storage('cut state', numTargets * 16);
+  const chunkBytes = chunk * (n + 1) * CUT_ENTRY_BYTES;
+  // Bound with explicit sizes: pooled buffers may be larger than the binding limit.
+  const a = { buffer: run.call.storage('cut jump a', chunkBytes), offset: 0, size: chunkBytes };
+  const b = { buffer: run.call.storage('cut jump b', chunkBytes), offset: 0, size: chunkBytes };
+  let encoder = k.device.createCommandEncoder();
+  // One params slot per chunk; the two conversions take one each (both counts are > 0).
+  const chunksLeft = (first: number) => Math.ceil((numTargets - first) / chunk);
+  let pass = run.beginPass(encoder, { first: true, last: chunksLeft(0) <= run.call.slotsLeft - 2 });
+  encodeF64ToU64(k, pass, run.call, items, itemValues.length);
+  encodeF64ToU64(k, pass, run.call, targets, numTargets);
+  for (let first = 0; first < numTargets; first += chunk) {
+    if (run.call.slotsLeft === 0) {
+      pass.end();
+      run.submit(encoder);
+      run.call.recycle();
+      encoder = k.device.createCommandEncoder();
+      pass = run.beginPass(encoder, { first: false, last: chunksLeft(first) <= run.call.slotsLeft });
+    }
+    encodeCutsParallel(k, pass, run.call, mode, items, n, targets, first, Math.min(chunk, numTargets - first), a, b, results);
+  }
+  pass.end();
+  const words = new Uint32Array(await run.submitAndRead(encoder, results, 16 * numTargets));
+  for (let t = 0; t < numTargets; t++) {
+    if (words[4 * t] !== n) throw new Error(`postbalance gpu: parallel cuts did not reach the end for target ${t} (${words[4 * t]} of ${n})`);
+  }
+  return words;
+}
+
 function checkTargets(targets: Float64Array): void {
   for (let t = 0; t < targets.length; t++) {
     const T = targets[t];
@@ -198,7 +294,11 @@ async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Ar
   if (n === 0 || numTargets === 0) return { groups: new Uint32Array(numTargets), maxLoad: new Float64Array(numTargets) };
   if (mode === 'sum' && prefix.length < n + 1) throw new RangeError(`cutCounts: prefix has ${prefix.length} entries, expected ${n + 1}`);
   const run = new Run(ctx);
-  const words = await walkCuts(ctx, run, mode, mode === 'sum' ? prefix.subarray(0, n + 1) : costs, n, targets);
+  const itemValues = mode === 'sum' ? prefix.subarray(0, n + 1) : costs;
+  const parallel = ctx.cutPath === 'parallel' || (ctx.cutPath === 'auto' && n >= parallelCutMinItems(ctx.software));
+  let words = parallel ? await parallelCuts(ctx, run, mode, itemValues, n, targets) : null;
+  run.profile.cutPath = words ? 'parallel' : 'serial';
+  words ??= await walkCuts(ctx, run, mode, itemValues, n, targets);
   const groups = new Uint32Array(numTargets);
   for (let t = 0; t < numTargets; t++) groups[t] = words[4 * t + 1];
   const result = { groups, maxLoad: fromWordPairs(words, numTargets, 4, 2) };
@@ -211,15 +311,17 @@ async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Ar
  * Device, pipelines and buffers are created once here and reused by every call (buffers grow
  * to the largest call so far); call destroy() when done. With `timestamps`, compute passes are
  * timed with timestamp queries where the adapter has them (lastCall.kernelMs); the results are
- * the same either way. Throws GpuUnavailableError when no adapter or device can be had.
+ * the same either way. `cutPath` forces cutCounts' serial or parallel path (default "auto");
+ * `cutChunkBytes` lowers the parallel path's per-chunk buffer cap (tests use it to force many chunks). Throws GpuUnavailableError when no adapter or device can be had.
  */
-export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean } = {}): Promise<GpuAccelerator> {
+export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean; cutPath?: CutPath; cutChunkBytes?: number } = {}): Promise<GpuAccelerator> {
   const { device, adapterName, software, timestamps } = await acquireDevice(opts);
   let ctx: Context;
   try {
     const k = await createKernels(device, software);
+    if (opts.cutChunkBytes !== undefined) k.cutChunkBytes = Math.min(k.cutChunkBytes, opts.cutChunkBytes);
     const query = timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
-    ctx = { k, pool: new BufferPool(device), query, profile: null };
+    ctx = { k, pool: new BufferPool(device), query, profile: null, cutPath: opts.cutPath ?? 'auto', software };
   } catch (err) {
     device.destroy();
     throw err;
@@ -235,6 +337,8 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
     backend: 'webgpu',
     adapter: adapterName,
     timestamps: ctx.query !== null,
+    cutPath: ctx.cutPath,
+    parallelCutMinItems: parallelCutMinItems(software),
     get lastCall() { return ctx.profile; },
     sortDesc: (keys) => serial(() => sortDescGpu(ctx, keys)),
     prefixSum: (values) => serial(() => prefixSumGpu(ctx, values)),

@@ -97,6 +97,21 @@ export class Call {
     return { buffer: this.pool.uniforms, offset: slot * UNIFORM_SLOT_BYTES, size: Math.max(16, Math.ceil((fields.length * 4) / 16) * 16) };
   }
 
+  /** Uniform slots this call can still hand out before recycle(). */
+  get slotsLeft(): number {
+    return UNIFORM_SLOTS - this.slots;
+  }
+
+  /**
+   * Makes every slot available again. Only after flushUniforms() and the submit of the work that
+   * reads them: later writeBuffer calls are ordered after that submit on the queue.
+   */
+  recycle(): void {
+    if (this.paramsWritten !== this.slots) throw new Error('postbalance gpu: recycling parameter blocks that were never written');
+    this.slots = 0;
+    this.paramsWritten = 0;
+  }
+
   /** Writes the params added since the last flush (call before each submit). */
   flushUniforms(): void {
     if (this.slots === this.paramsWritten) return;

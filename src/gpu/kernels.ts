@@ -1,7 +1,7 @@
 // Compiled pipelines for every kernel, created once per device, and the host code that
 // encodes each kernel family into a compute pass (no submits here: callers batch them).
 
-import { bindGroup, Call, dispatch } from './buffers.js';
+import { bindGroup, Call, dispatch, type UniformSlot } from './buffers.js';
 import { compileShader, createPipeline } from './device.js';
 import { shaderSource } from './shaders.js';
 
@@ -23,6 +23,12 @@ export interface Kernels {
   sortScatter: GPUComputePipeline;
   cutSum: GPUComputePipeline;
   cutPadded: GPUComputePipeline;
+  nextSum: GPUComputePipeline;
+  nextPadded: GPUComputePipeline;
+  cutJump: GPUComputePipeline;
+  cutCollect: GPUComputePipeline;
+  /** Largest buffer (bytes) one chunk of the parallel cut path may bind (see cutChunkTargets). */
+  cutChunkBytes: number;
 }
 
 /**
@@ -33,10 +39,19 @@ export function cutBudgetFor(software: boolean): number {
   return software ? 16384 : 262144;
 }
 
+/**
+ * Cap on one ping-pong buffer of the parallel cut path (two are live): 128 MiB, llvmpipe's
+ * maxStorageBufferBindingSize, and 8M threads per dispatch, enough to fill any current GPU.
+ */
+export const MAX_CUT_CHUNK_BYTES = 128 * 1024 * 1024;
+
+/** Bytes per (target, position) entry of the parallel cut path: (next, count, maxLoad lo/hi). */
+export const CUT_ENTRY_BYTES = 16;
+
 export async function createKernels(device: GPUDevice, software: boolean): Promise<Kernels> {
   const load = (file: string) => compileShader(device, file, shaderSource(file));
-  const [scan, sort, cuts] = await Promise.all([load('scan.wgsl'), load('radix_sort.wgsl'), load('cuts.wgsl')]);
-  const [reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded] = await Promise.all([
+  const [scan, sort, cuts, par] = await Promise.all([load('scan.wgsl'), load('radix_sort.wgsl'), load('cuts.wgsl'), load('cuts_parallel.wgsl')]);
+  const [reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded, nextSum, nextPadded, cutJump, cutCollect] = await Promise.all([
     createPipeline(device, 'scan.wgsl', scan, 'reduce_u32'),
     createPipeline(device, 'scan.wgsl', scan, 'scan_u32'),
     createPipeline(device, 'scan.wgsl', scan, 'reduce_u64'),
@@ -46,8 +61,16 @@ export async function createKernels(device: GPUDevice, software: boolean): Promi
     createPipeline(device, 'radix_sort.wgsl', sort, 'scatter'),
     createPipeline(device, 'cuts.wgsl', cuts, 'cut_sum'),
     createPipeline(device, 'cuts.wgsl', cuts, 'cut_padded'),
+    createPipeline(device, 'cuts_parallel.wgsl', par, 'next_sum'),
+    createPipeline(device, 'cuts_parallel.wgsl', par, 'next_padded'),
+    createPipeline(device, 'cuts_parallel.wgsl', par, 'jump'),
+    createPipeline(device, 'cuts_parallel.wgsl', par, 'collect'),
   ]);
-  return { device, cutBudget: cutBudgetFor(software), reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded };
+  const cutChunkBytes = Math.min(MAX_CUT_CHUNK_BYTES, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  return {
+    device, cutBudget: cutBudgetFor(software), reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter,
+    cutSum, cutPadded, nextSum, nextPadded, cutJump, cutCollect, cutChunkBytes,
+  };
 }
 
 /** Scan input/output formats for the top level of a u64 scan (see scan.wgsl's header). */
@@ -128,4 +151,43 @@ export function cutBindGroup(k: Kernels, call: Call, mode: 'sum' | 'padded', ite
 
 export function encodeCutRounds(pass: GPUComputePassEncoder, cut: { pipeline: GPUComputePipeline; group: GPUBindGroup }, numTargets: number, rounds: number): void {
   for (let r = 0; r < rounds; r++) dispatch(pass, cut.pipeline, cut.group, Math.ceil(numTargets / CUT_WORKGROUP));
+}
+
+/**
+ * Targets per chunk of the parallel cut path for n items: as many as keep chunkTargets * (n + 1)
+ * entries within k.cutChunkBytes (0 when not even one target fits: use the serial walk).
+ */
+export function cutChunkTargets(k: Pick<Kernels, 'cutChunkBytes'>, n: number, numTargets: number): number {
+  return Math.min(numTargets, Math.floor(k.cutChunkBytes / (CUT_ENTRY_BYTES * (n + 1))));
+}
+
+/** Pointer-jumping rounds that take every position of n items to the sink: ceil(log2(n + 1)). */
+export function cutJumpRounds(n: number): number {
+  let rounds = 0;
+  while (2 ** rounds < n + 1) rounds++;
+  return rounds;
+}
+
+/**
+ * The parallel cut path (cuts_parallel.wgsl) for targets [firstTarget, firstTarget + chunkTargets):
+ * next-cut entries for every (target, position) into `a`, ceil(log2(n + 1)) pointer-jumping rounds
+ * ping-ponging between `a` and `b`, then each target's (end, groups, maxLoad) into `results`
+ * (the serial walk's state layout). `items`: prefix sums (n + 1 pairs, "sum") or costs (n pairs,
+ * "padded"); `a` and `b` (whole buffers or { buffer, offset, size } ranges) hold chunkTargets * (n + 1) * CUT_ENTRY_BYTES bytes. Uses one uniform slot.
+ */
+export function encodeCutsParallel(
+  k: Kernels, pass: GPUComputePassEncoder, call: Call, mode: 'sum' | 'padded', items: GPUBuffer, n: number,
+  targets: GPUBuffer, firstTarget: number, chunkTargets: number, a: GPUBuffer | UniformSlot, b: GPUBuffer | UniformSlot, results: GPUBuffer,
+): void {
+  const params = call.uniform([n, chunkTargets, firstTarget]);
+  const entries = chunkTargets * (n + 1);
+  const workgroups = Math.ceil(entries / CUT_WORKGROUP);
+  const next = mode === 'sum' ? k.nextSum : k.nextPadded;
+  dispatch(pass, next, bindGroup(k.device, next, { 0: params, [mode === 'sum' ? 1 : 2]: items, 3: targets, 5: a }), workgroups);
+  const aToB = bindGroup(k.device, k.cutJump, { 0: params, 4: a, 5: b });
+  const bToA = bindGroup(k.device, k.cutJump, { 0: params, 4: b, 5: a });
+  const rounds = cutJumpRounds(n);
+  for (let r = 0; r < rounds; r++) dispatch(pass, k.cutJump, r % 2 === 0 ? aToB : bToA, workgroups);
+  const last = rounds % 2 === 0 ? a : b;
+  dispatch(pass, k.cutCollect, bindGroup(k.device, k.cutCollect, { 0: params, 4: last, 6: results }), Math.ceil(chunkTargets / CUT_WORKGROUP));
 }
