@@ -227,16 +227,19 @@ async function walkCuts(ctx: Context, run: Run, mode: 'sum' | 'padded', itemValu
  *   (padded); 100,003 2.1 s vs 14 ms; 1M 23.8 s vs 91 ms (sum), 15.1 s vs 10 ms (padded); even with
  *   every item its own group (target 0) 100,003: 2.2 s vs 63 ms. llvmpipe has only the cores'
  *   SIMD lanes, so the parallel path's log n times more work is never hidden.
- * - Real GPUs: NOT measured yet (the serial walk took 47 ms kernel-only at 1M x 64 on an H200).
- *   4096 is an estimate: there ceil(log2(n + 1)) + 2 dispatches of K * (n + 1) threads cost tens of
- *   microseconds, while a walk of hundreds of dependent groups costs milliseconds. Set it from
- *   bench/kernels.ts, whose forced serial and parallel rows give both paths per size.
+ * - Real GPUs, measured on an NVIDIA H200 (Dawn/Vulkan), 64 targets, kernel-only, serial vs
+ *   parallel: sum mode 1,000: 598 vs 44 µs; 4,096: 2.36 ms vs 81 µs; 16,384: 9.0 ms vs 213 µs;
+ *   100,000: 25.9 vs 1.19 ms; 1M: 56.0 vs 14.0 ms. Padded mode (floor(T / cost) jumps, cheap for
+ *   the serial walk) 4,096: 817 vs 79 µs; 100,000: 6.26 vs 1.16 ms; but 1M: 6.44 vs 13.4 ms.
+ *   So parallel from 1,000 items in sum mode, and in padded mode between 1,000 and 300,000 items.
  */
 export function parallelCutMinItems(software: boolean): number {
   return software ? PARALLEL_CUT_MIN_ITEMS_SOFTWARE : PARALLEL_CUT_MIN_ITEMS_HARDWARE;
 }
 const PARALLEL_CUT_MIN_ITEMS_SOFTWARE = Infinity;
-const PARALLEL_CUT_MIN_ITEMS_HARDWARE = 4096;
+const PARALLEL_CUT_MIN_ITEMS_HARDWARE = 1000;
+/** Above this many items the serial padded walk beats the parallel path on the H200 (see above). */
+const PARALLEL_PADDED_MAX_ITEMS_HARDWARE = 300_000;
 
 /**
  * The parallel path: targets in chunks whose (target, position) entries fit one ping-pong buffer
@@ -295,7 +298,8 @@ async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Ar
   if (mode === 'sum' && prefix.length < n + 1) throw new RangeError(`cutCounts: prefix has ${prefix.length} entries, expected ${n + 1}`);
   const run = new Run(ctx);
   const itemValues = mode === 'sum' ? prefix.subarray(0, n + 1) : costs;
-  const parallel = ctx.cutPath === 'parallel' || (ctx.cutPath === 'auto' && n >= parallelCutMinItems(ctx.software));
+  const parallel = ctx.cutPath === 'parallel' || (ctx.cutPath === 'auto' && n >= parallelCutMinItems(ctx.software)
+    && (mode === 'sum' || n <= PARALLEL_PADDED_MAX_ITEMS_HARDWARE));
   let words = parallel ? await parallelCuts(ctx, run, mode, itemValues, n, targets) : null;
   run.profile.cutPath = words ? 'parallel' : 'serial';
   words ??= await walkCuts(ctx, run, mode, itemValues, n, targets);
