@@ -1,6 +1,6 @@
 // Public library API: `import { plan } from 'postbalance'`.
 import { cpuAccelerator, type Accelerator } from './accel.js';
-import { batchFromExamples } from './input.js';
+import { batchFromExamples, validateConfig } from './input.js';
 import { planBatch } from './plan.js';
 import type { Batch, Config, Example, Plan, PlanOptions } from './types.js';
 
@@ -16,6 +16,8 @@ export { cpuAccelerator, type Accelerator, type CutResult } from './accel.js';
  * Deterministic: every rank calling this with the same input gets the same plan.
  */
 export async function plan(batch: readonly Example[] | Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
-  const b = Array.isArray(batch) ? batchFromExamples(batch, config) : (batch as Batch);
-  return planBatch(b, config, options, accel);
+  // Validated and normalised (defaults filled in) exactly as the CLI does it.
+  const cfg = validateConfig(config);
+  const b = Array.isArray(batch) ? batchFromExamples(batch, cfg) : (batch as Batch);
+  return planBatch(b, cfg, options, accel);
 }

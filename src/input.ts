@@ -4,6 +4,8 @@ import { inputError } from './errors.js';
 import type { Batch, Config, CostModel, Example, PhaseConfig } from './types.js';
 
 const MAX_U32 = 0xffffffff;
+export const MAX_RANKS = 65536;
+const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -89,6 +91,8 @@ export function validateConfig(obj: unknown): Config {
   if (!isObject(obj)) throw inputError('config', `must be a JSON object, got ${describe(obj)}`);
   checkKeys(obj, ['ranks', 'ranksPerNode', 'phases', 'bytesPerToken'], 'config');
   const ranks = positiveInt(obj.ranks, 'config ranks');
+  // Rank pairs are keyed as src · R + dst in u32 arithmetic: R² must stay within 2^32.
+  if (ranks > MAX_RANKS) throw inputError('config ranks', `must be at most ${MAX_RANKS}, got ${ranks}`);
   const ranksPerNode = obj.ranksPerNode === undefined ? Math.min(8, ranks) : positiveInt(obj.ranksPerNode, 'config ranksPerNode');
   if (!Array.isArray(obj.phases) || obj.phases.length === 0) throw inputError('config phases', `must be a non-empty array, got ${describe(obj.phases)}`);
   const phases = obj.phases.map(parsePhase);
@@ -140,7 +144,8 @@ function batchBuilder(config: Config) {
 
   function length(v: unknown, where: string): number {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_U32) {
-      throw inputError(where, `length must be a non-negative integer, got ${describe(v)}`);
+      const tooLong = typeof v === 'number' && Number.isInteger(v) && v > MAX_U32;
+      throw inputError(where, tooLong ? `length must be at most ${MAX_U32} (2^32-1), got ${v}` : `length must be a non-negative integer, got ${describe(v)}`);
     }
     return v;
   }
@@ -165,7 +170,7 @@ function batchBuilder(config: Config) {
       }
     }
     for (const m of modalities) {
-      const v = ex[m];
+      const v = own(ex, m);
       const l = lens.get(m)!;
       if (v === undefined || v === null) {
         // no segments of this modality

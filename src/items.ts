@@ -25,7 +25,7 @@ export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): Ph
   const bpt = config.bytesPerToken ?? {};
   const segs: Seg[] = phase.modalities.map((m) => {
     const { offsets, lengths } = batch.segments.get(m)!;
-    return { m, offsets, lengths, scale: phase.scale?.[m] ?? 1, bpt: bpt[m] ?? 0 };
+    return { m, offsets, lengths, scale: (phase.scale && Object.hasOwn(phase.scale, m) ? phase.scale[m] : 1), bpt: Object.hasOwn(bpt, m) ? bpt[m] : 0 };
   });
   const f = phase.unit === 'segment' ? segmentItems(batch, segs) : exampleItems(batch, phase, segs);
   const count = f.ex.length;
@@ -81,7 +81,10 @@ function exampleItems(batch: Batch, phase: PhaseConfig, segs: Seg[]): Filled {
   for (let e = 0; e < n; e++) count += present[e];
   const f: Filled = { ids: new Array<string>(count), ex: new Uint32Array(count), tokens: new Uint32Array(count), bytes: new Float64Array(count) };
   const bad = fillExamples(f, batch.ids, len, b, present);
-  if (bad >= 0) throw inputError(`batch example ${JSON.stringify(batch.ids[bad])}`, `phase "${phase.name}" length ${len[bad]} exceeds 2^32-1 tokens`);
+  if (bad >= 0) {
+    const where = batch.lines?.[bad] ? `batch line ${batch.lines[bad]}` : `batch example ${JSON.stringify(batch.ids[bad])}`;
+    throw inputError(where, `phase "${phase.name}" length ${len[bad]} (Σ scaled segments) exceeds 2^32-1 tokens`);
+  }
   return f;
 }
 

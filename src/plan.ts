@@ -7,7 +7,7 @@ import { exchangeMatrix } from './exchange.js';
 import { buildPhaseItems } from './items.js';
 import { groupLoads, lowerBound, partition, type PartitionInput } from './partition/index.js';
 import { placeGroups, placeNaive } from './placement.js';
-import type { Batch, Config, PhaseItems, PhasePlan, Plan, PlanOptions, RankPlan } from './types.js';
+import { ALGORITHMS, type Batch, type Config, type PhaseItems, type PhasePlan, type Plan, type PlanOptions, type RankPlan } from './types.js';
 
 /** The phase encoder items are routed to: the last phase whose unit is the whole example. */
 export function routeTarget(config: Config): number {
@@ -42,6 +42,7 @@ function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
 export async function planBatch(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
   const t0 = performance.now();
   const algorithm = options.algorithm ?? 'best';
+  if (!ALGORITHMS.includes(algorithm)) throw new InputError(`algorithm: must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`);
   const R = config.ranks;
   const stages: Record<string, number> = { items: 0, sort: 0, partition: 0, placement: 0, output: 0 };
   let t = performance.now();
@@ -54,7 +55,6 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
   const phaseRanks: Int32Array[] = [];
   const partial: Omit<PhasePlan, 'ranks'>[] = [];
   const loadsPerPhase: Float64Array[] = [];
-  const scales: number[] = [];
   for (const items of allItems) {
     const { phase } = items;
     const costs = quantiseCosts(items);
@@ -66,7 +66,8 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
       cost: costs.cost, tokens: items.tokens, order, groups: R,
       cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
     };
-    const lb = lowerBound(inp, costs.total);
+    // The report uses the unquantised costs (see cost.ts); decisions use the integers.
+    const reportInp: PartitionInput = { ...inp, cost: costs.float };
     const { group, algorithm: used } = await partition(inp, algorithm, items.sampledRank, costs.total, accel, phase.name);
     lap('partition');
     const rankOfGroup = algorithm === 'none'
@@ -75,17 +76,16 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
     const rank = mapGroups(group, rankOfGroup);
     const exchange = exchangeMatrix(items.sampledRank, rank, items.bytes, R, config.ranksPerNode);
     lap('placement');
-    const loads = groupLoads(inp, rank);
+    const loads = groupLoads(reportInp, rank);
     let max = 0;
-    for (let r = 0; r < R; r++) if (loads[r] > max) max = loads[r];
+    for (let r = 0; r < R; r++) if (tidy(loads[r]) > max) max = tidy(loads[r]);
     phaseRanks.push(rank);
     loadsPerPhase.push(loads);
-    scales.push(costs.scale);
     partial.push({
       name: phase.name,
-      lowerBound: tidy(lb / costs.scale),
-      maxCost: tidy(max / costs.scale),
-      meanCost: tidy(costs.total / R / costs.scale),
+      lowerBound: tidy(lowerBound(reportInp, costs.floatTotal)),
+      maxCost: max,
+      meanCost: tidy(costs.floatTotal / R),
       exchange,
       algorithm: used,
       items: group.length,
@@ -102,7 +102,7 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
   }
 
   const phases: PhasePlan[] = allItems.map((items, p) => {
-    const ranks = rankEntries(items, phaseRanks[p], loadsPerPhase[p], scales[p], R, {
+    const ranks = rankEntries(items, phaseRanks[p], loadsPerPhase[p], R, {
       from: options.exchange === 'full',
       route: rankOfExample && items.phase.unit === 'segment' ? rankOfExample : null,
     });
@@ -129,7 +129,7 @@ function mapGroups(group: Int32Array, rankOfGroup: Int32Array): Int32Array {
 
 /** Per-rank lists in item order; checks that every item is placed exactly once. */
 function rankEntries(
-  items: PhaseItems, rank: Int32Array, loads: Float64Array, scale: number, R: number,
+  items: PhaseItems, rank: Int32Array, loads: Float64Array, R: number,
   extra: { from: boolean; route: Int32Array | null },
 ): RankPlan[] {
   const n = rank.length;
@@ -147,7 +147,7 @@ function rankEntries(
   const out: RankPlan[] = new Array(R);
   for (let r = 0; r < R; r++) {
     const a = start[r], b = start[r + 1];
-    const e: RankPlan = { items: pick(items.ids, byRank, a, b), cost: tidy(loads[r] / scale), tokens: tokens[r] };
+    const e: RankPlan = { items: pick(items.ids, byRank, a, b), cost: tidy(loads[r]), tokens: tokens[r] };
     if (extra.from) e.from = pickRank(items.sampledRank, byRank, a, b);
     if (extra.route) e.routeRanks = pickRoute(extra.route, items.example, byRank, a, b);
     out[r] = e;
@@ -183,8 +183,8 @@ function pickRoute(route: Int32Array, example: Uint32Array, byRank: Uint32Array,
 }
 
 /**
- * Reported costs: the exact integer sum over the power-of-two scale, shown to 12 significant
- * digits (far inside the 1e-6 contract, and free of binary-fraction noise like ...00046).
+ * Reported costs: float64 sums of the item costs, shown to 12 significant digits (far inside
+ * the 1e-6 contract, and free of summation noise like ...00046).
  */
 const tidy = (x: number) => Number(x.toPrecision(12));
 const round3 = (x: number) => Math.round(x * 1000) / 1000;

@@ -130,6 +130,10 @@ describe('bad input: one line naming the field and line, non-zero exit, nothing 
     const missing = await cli(['plan', '--batch', join(dir, 'nope.jsonl'), '--config', cfg]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/--batch ".*nope\.jsonl": cannot read \(ENOENT\)/);
+    const b = file('ok.jsonl', '{"id":"a","rank":0,"text":3,"image":1}\n');
+    const unwritable = await cli(['plan', '--batch', b, '--config', cfg, '--backend', 'cpu', '--out', join(dir, 'no', 'such', 'dir.json')]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.err).toMatch(/--out ".*dir\.json": cannot write \(ENOENT\)/);
   });
 });
 

@@ -33,7 +33,13 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   try {
     const plan = await planBatch(batch, config, { algorithm, exchange, placement }, accel);
     const text = formatPlan(plan) + '\n';
-    if (f.out) await writeFile(f.out, text);
+    if (f.out) {
+      try {
+        await writeFile(f.out, text);
+      } catch (e) {
+        throw new InputError(`--out ${JSON.stringify(f.out)}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+    }
     else io.stdout(text);
   } finally {
     accel.destroy();

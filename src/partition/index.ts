@@ -17,8 +17,9 @@ export { groupLoads } from './common.js';
  * Lower bound on the max group load of any valid grouping (integer cost units):
  * max(total / R, largest item). With equal counts, a group of ⌊n/R⌋ items may hold the largest
  * item, so it carries at least largest + the ⌊n/R⌋−1 smallest: that is the count-aware bound
- * (⌊n/R⌋ rather than ⌈n/R⌉ because ranks may differ by one item). Token caps and padding keep
- * the plain bound.
+ * (⌊n/R⌋ rather than ⌈n/R⌉ because ranks may differ by one item). A padded phase with equal
+ * counts: that group costs at least ⌊n/R⌋ × largest. Token caps keep the plain bound. Works on
+ * any cost array (the integer costs for decisions, the float costs for the report).
  */
 export function lowerBound(inp: PartitionInput, total: number): number {
   const { cost, order, groups: R } = inp;
@@ -27,6 +28,7 @@ export function lowerBound(inp: PartitionInput, total: number): number {
   let lb = Math.max(total / R, cost[order[0]]);
   if (inp.equalCount) {
     const q = Math.floor(n / R);
+    if (inp.padding) return Math.max(lb, q * cost[order[0]]);
     let s = cost[order[0]];
     for (let k = 1; k < q; k++) s += cost[order[n - k]];
     lb = Math.max(lb, s);
@@ -44,16 +46,47 @@ function sampledLayout(sampledRank: Int32Array): Int32Array {
   return Int32Array.from(sampledRank);
 }
 
-/** A valid starting grouping from LPT, falling back to a token-balancing fit, then repaired. */
-function lptValid(inp: PartitionInput, phaseName: string): Int32Array {
+/** A valid grouping from LPT, falling back to a token-balancing fit, then repaired; null if none. */
+function lptOrNull(inp: PartitionInput): Int32Array | null {
   let g = lpt(inp);
   if (g && feasible(inp, g)) return g;
   g = g ?? tokenFit(inp);
   const fixed = g ? repair(inp, g) : null;
-  if (!fixed || !feasible(inp, fixed)) {
-    throw new InputError(`phase "${phaseName}": could not place the items within maxTokensPerRank ${inp.cap}${inp.equalCount ? ' with equal counts' : ''} (cap too tight for this batch)`);
+  return fixed && feasible(inp, fixed) ? fixed : null;
+}
+
+function capError(inp: PartitionInput, phaseName: string, who: string): InputError {
+  return new InputError(`phase "${phaseName}": ${who} found no placement within maxTokensPerRank ${inp.cap}${inp.equalCount ? ' with equal counts' : ''} (the cap may be too tight for this batch${who === 'best' ? '' : '; try --algorithm best'})`);
+}
+
+function lptValid(inp: PartitionInput, phaseName: string): Int32Array {
+  const g = lptOrNull(inp);
+  if (!g) throw capError(inp, phaseName, 'lpt');
+  return g;
+}
+
+/**
+ * `best`'s starting point: LPT; where greedy placement cannot meet a token cap, the other valid
+ * groupings (KK, the contiguous cut, the sampled layout itself), whichever is lightest.
+ */
+async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, sampledRank: Int32Array, phaseName: string): Promise<PartitionResult> {
+  const g = lptOrNull(inp);
+  if (g) return { group: g, algorithm: 'lpt' };
+  const options: PartitionResult[] = [];
+  const k = kkValid(inp);
+  if (k) options.push({ group: k, algorithm: 'kk' });
+  const p = await padded(inp, lb, accel);
+  const pv = feasible(inp, p) ? p : repair(inp, p);
+  if (pv && feasible(inp, pv)) options.push({ group: pv, algorithm: 'padded' });
+  const sampled = sampledLayout(sampledRank);
+  if (sampled.length === inp.order.length && feasible(inp, sampled)) options.push({ group: sampled, algorithm: 'sampled' });
+  if (options.length === 0) throw capError(inp, phaseName, 'best');
+  let win = options[0], winScore = maxOf(groupLoads(inp, win.group));
+  for (const o of options.slice(1)) {
+    const s = maxOf(groupLoads(inp, o.group));
+    if (s < winScore) { win = o; winScore = s; }
   }
-  return fixed;
+  return win;
 }
 
 /** KK, then repaired to the constraints; null if it cannot be made valid. */
@@ -81,14 +114,14 @@ export async function partition(
       return { group: lptValid(inp, phaseName), algorithm: 'lpt' };
     case 'kk': {
       const g = kkValid(inp);
-      if (!g) throw new InputError(`phase "${phaseName}": kk could not be made to respect the phase's constraints; use lpt or best`);
+      if (!g) throw new InputError(`phase "${phaseName}": kk could not be made to respect the phase's constraints; try --algorithm best`);
       return { group: g, algorithm: 'kk' };
     }
     case 'padded': {
       const g = await padded(inp, lb, accel);
       if (feasible(inp, g)) return { group: g, algorithm: 'padded' };
       const fixed = repair(inp, g);
-      if (!fixed || !feasible(inp, fixed)) throw new InputError(`phase "${phaseName}": padded could not respect the phase's constraints; use lpt or best`);
+      if (!fixed || !feasible(inp, fixed)) throw new InputError(`phase "${phaseName}": padded could not respect the phase's constraints; try --algorithm best`);
       return { group: fixed, algorithm: 'padded' };
     }
     case 'best':
@@ -120,7 +153,8 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
   const candidates: PartitionResult[] = [];
   const polish = (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }));
-  const first = lptValid(inp, phaseName);
+  const start = await startValid(inp, lb, accel, sampledRank, phaseName);
+  const first = start.group;
   const firstScore = score(first);
   const n = inp.order.length;
   const withLocality = !inp.padding && sampledRank.length === n;
@@ -138,7 +172,7 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   const qualityBar = () => lb + Math.max(0.001 * lb, inp.cost[inp.order[n - 1]]);
   // Raw KK ≥ ceil(lb) = target whenever it is not computed (loads are integers).
   let kkScore = target;
-  candidates.push({ group: polish(first), algorithm: inp.padding ? 'lpt' : 'lpt+refine' });
+  candidates.push({ group: polish(first), algorithm: inp.padding ? start.algorithm : `${start.algorithm}+refine` });
   if (score(candidates[0].group) > target || inp.padding) {
     const k = kkValid(inp);
     if (k) {
