@@ -54,6 +54,17 @@ describe('edge cases', () => {
     expect(p.phases[0].maxCost).toBe(300);
   });
 
+  it('padded + equal counts on the workload: best reaches the q × largest bound where chunks can', async () => {
+    const { generateWorkload } = await import('../src/workload.js');
+    const { config, examples } = generateWorkload({ ranks: 32, examples: 1024, seed: 2 });
+    for (const ph of config.phases) { ph.padding = true; ph.equalCount = true; delete ph.maxTokensPerRank; }
+    const best = await plan(examples, config, { algorithm: 'best' });
+    const lpt = await plan(examples, config, { algorithm: 'lpt' });
+    checkPlan(best, examples, config);
+    best.phases.forEach((ph, i) => expect(ph.maxCost).toBeLessThanOrEqual(lpt.phases[i].maxCost));
+    expect(best.phases[1].maxCost / best.phases[1].lowerBound).toBeLessThan(1.001); // audio
+  });
+
   it('the library validates and normalises the config as the CLI does', async () => {
     const ex: Example[] = [{ id: 'a', rank: 0, text: 3 }];
     const cfg = { ranks: 1, phases: [{ name: 'p', modalities: ['text'], cost: { perToken: 1 } }] } as unknown as Config;

@@ -89,6 +89,24 @@ async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, s
   return win;
 }
 
+/**
+ * Padded phases with equal counts: items by cost, cut into contiguous runs of ⌊n/R⌋ items, the
+ * ⌈n/R⌉-item runs last (where items are shortest, so the extra item costs least). Each run's
+ * padded load is its count × its first item: close to optimal when lengths vary smoothly.
+ */
+function equalChunks(inp: PartitionInput): Int32Array {
+  const { order, groups: R } = inp;
+  const n = order.length;
+  const q = Math.floor(n / R), r = n % R;
+  const group = new Int32Array(n);
+  let k = 0;
+  for (let g = 0; g < R; g++) {
+    const size = g < R - r ? q : q + 1;
+    for (let j = 0; j < size; j++) group[order[k++]] = g;
+  }
+  return group;
+}
+
 /** KK, then repaired to the constraints; null if it cannot be made valid. */
 function kkValid(inp: PartitionInput): Int32Array | null {
   const g = kk(inp);
@@ -182,6 +200,10 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
         return { group: rehome(inp, loc!, sampledRank), algorithm: 'locality+refine' };
       }
       candidates.push({ group: polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
+    }
+    if (inp.padding && inp.equalCount) {
+      const c = equalChunks(inp);
+      if (feasible(inp, c)) candidates.push({ group: c, algorithm: 'equal-chunks' });
     }
     if (inp.padding) {
       const p = await padded(inp, lb, accel);
