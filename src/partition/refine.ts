@@ -12,7 +12,7 @@
 // ⌈(L_h + L_l)/2⌉ (loads are integers), which only grows along the scan; the swap search walks
 // l's costs with one pointer. The result is exactly that of the exhaustive rule above. Small
 // module-level functions (not one large one) so V8 optimises each hot loop early.
-import type { PartitionInput } from './common.js';
+import { LoadHeap, type PartitionInput } from './common.js';
 
 export interface RefineOptions {
   /** Stop as soon as the max load is ≤ this (a proven lower bound). */
@@ -323,17 +323,34 @@ export function repair(inp: PartitionInput, group: Int32Array): Int32Array | nul
   if (equalCount) {
     // Target counts: the r groups with the most items keep q+1, the rest q.
     const q = Math.floor(n / R), r = n % R;
-    const byCount = Array.from({ length: R }, (_, g) => g).sort((a, b) => members[b].length - members[a].length || a - b);
+    const count = Uint32Array.from(members, (m) => m.length);
+    const byCount = Array.from({ length: R }, (_, g) => g).sort((a, b) => count[b] - count[a] || a - b);
     const want = new Uint32Array(R);
     byCount.forEach((g, k) => { want[g] = k < r ? q + 1 : q; });
-    const under = byCount.filter((g) => members[g].length < want[g]);
+    // Groups short of their count, least loaded first (ties: lower index).
+    const under = new LoadHeap(R);
+    for (const g of byCount) if (count[g] < want[g]) under.push(g, load[g]);
+    const aside: number[] = [];
     for (const g of byCount) {
-      while (members[g].length > want[g]) {
-        const i = members[g].reduce((a, b) => (cost[b] < cost[a] || (cost[b] === cost[a] && b < a) ? b : a));
-        under.sort(byLoad);
-        const to = under.find((u) => members[u].length < want[u] && (cap === undefined || tok[u] + tokens[i] <= cap));
-        if (to === undefined) return null;
-        move(i, g, to);
+      if (count[g] <= want[g]) continue;
+      // The excess leaves smallest first (cost, then index).
+      const out = members[g].slice().sort((a, b) => cost[a] - cost[b] || a - b).slice(0, count[g] - want[g]);
+      for (const i of out) {
+        let to = -1;
+        while (under.size > 0) {
+          const u = under.pop();
+          if (cap === undefined || tok[u] + tokens[i] <= cap) { to = u; break; }
+          aside.push(u);
+        }
+        for (const u of aside) under.push(u, load[u]);
+        aside.length = 0;
+        if (to < 0) return null;
+        // Counts only from here on: with equal counts the cap pass below moves nothing.
+        group[i] = to;
+        load[g] -= cost[i]; load[to] += cost[i];
+        tok[g] -= tokens[i]; tok[to] += tokens[i];
+        count[g]--; count[to]++;
+        if (count[to] < want[to]) under.push(to, load[to]);
       }
     }
   }
