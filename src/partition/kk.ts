@@ -23,76 +23,128 @@
 import type { PartitionInput } from './common.js';
 
 class KK {
-  readonly cost: Float64Array;
-  readonly k: number;
+  cost: Float64Array;
+  k: number;
   // Subset pool: at most n subsets, created in deterministic order (id = creation index).
-  readonly sum: Float64Array;
-  readonly head: Int32Array;
-  readonly tail: Int32Array;
-  readonly next: Int32Array;
+  sum: Float64Array;
+  head: Int32Array;
+  tail: Int32Array;
+  next: Int32Array;
   subsets = 0;
   // Arena of subset lists: blocks of 2^c entries (c ≥ 2), recycled through per-class free lists.
   arena: Int32Array;
   top = 0;
-  readonly freeHead: number[][] = [];
+  freeHead: number[][] = [];
   // Solutions: ids by creation (≤ n initial ones, then one per join: < 2n in all). A solution
   // with one subset and no block keeps it in `one` (cls 0); otherwise its list is
   // arena[off .. off + len), a block of class cls.
-  readonly off: Int32Array;
-  readonly cls: Uint8Array;
-  readonly one: Int32Array;
-  readonly len: Int32Array;
-  readonly diff: Float64Array;
+  off: Int32Array;
+  cls: Uint8Array;
+  one: Int32Array;
+  len: Int32Array;
+  diff: Float64Array;
   sols = 0;
   // Joined solutions waiting, by (diff desc, id asc): solutions of equal diff share a bucket, a
   // FIFO of ids (ids only grow, so FIFO order is id order), and a max-heap orders the buckets by
   // their diffs. Few distinct item costs make long tie runs, which then cost O(1); with many
   // distinct costs ties are rare and the map would only cost time, so every solution gets its own
   // bucket and the heap breaks equal diffs by id (the same order either way).
-  readonly shared: boolean;
-  readonly qnext: Int32Array;
-  readonly bHead: Int32Array;
-  readonly bTail: Int32Array;
-  readonly bKey: Float64Array;
-  readonly freeBuckets: number[] = [];
+  shared = false;
+  qnext: Int32Array;
+  bHead: Int32Array;
+  bTail: Int32Array;
+  bKey: Float64Array;
+  freeBuckets: number[] = [];
   buckets = 0;
   readonly bucketOf = new Map<number, number>();
-  readonly heap: Int32Array; // bucket ids
-  readonly hkey: Float64Array;
+  heap: Int32Array; // bucket ids
+  hkey: Float64Array;
   hsize = 0;
   waiting = 0;
   // The one-item solutions 0 .. singles-1, already in (diff desc, id asc) order.
   singles = 0;
   nextSingle = 0;
   // Scratch: changed subsets (tmp) and the run merged into the kept one (tmp2).
-  readonly tmp: Int32Array;
-  readonly tmp2: Int32Array;
-  readonly tmp3: Int32Array;
-  constructor(cost: Float64Array, k: number, n: number, shared: boolean) {
-    this.cost = cost;
-    this.k = k;
-    this.sum = new Float64Array(n);
-    this.head = new Int32Array(n);
-    this.tail = new Int32Array(n);
-    this.next = new Int32Array(n).fill(-1);
-    this.arena = new Int32Array(Math.max(64, 4 * n));
-    const maxSols = 2 * n;
-    this.off = new Int32Array(maxSols);
-    this.cls = new Uint8Array(maxSols);
-    this.one = new Int32Array(maxSols);
-    this.len = new Int32Array(maxSols);
-    this.diff = new Float64Array(maxSols);
-    this.shared = shared;
-    this.qnext = new Int32Array(maxSols);
-    this.bHead = new Int32Array(n);
-    this.bTail = new Int32Array(n);
-    this.bKey = new Float64Array(n);
-    this.heap = new Int32Array(n);
-    this.hkey = new Float64Array(n);
-    this.tmp = new Int32Array(k);
-    this.tmp2 = new Int32Array(k);
-    this.tmp3 = new Int32Array(k);
+  tmp: Int32Array;
+  tmp2: Int32Array;
+  tmp3: Int32Array;
+  /** Capacity in items of the per-item and per-solution arrays. */
+  cap = 0;
+  constructor() {
+    this.cost = new Float64Array(0);
+    this.k = 0;
+    this.sum = new Float64Array(0);
+    this.head = new Int32Array(0);
+    this.tail = new Int32Array(0);
+    this.next = new Int32Array(0);
+    this.arena = new Int32Array(64);
+    this.off = new Int32Array(0);
+    this.cls = new Uint8Array(0);
+    this.one = new Int32Array(0);
+    this.len = new Int32Array(0);
+    this.diff = new Float64Array(0);
+    this.qnext = new Int32Array(0);
+    this.bHead = new Int32Array(0);
+    this.bTail = new Int32Array(0);
+    this.bKey = new Float64Array(0);
+    this.heap = new Int32Array(0);
+    this.hkey = new Float64Array(0);
+    this.tmp = new Int32Array(0);
+    this.tmp2 = new Int32Array(0);
+    this.tmp3 = new Int32Array(0);
   }
+}
+
+// One state, reused by every call (kk is synchronous, so calls never overlap): its typed arrays
+// are allocated once at the largest size seen instead of ~114 bytes per item on every call.
+const pool = new KK();
+const EMPTY = new Float64Array(0);
+
+/** The pooled state, reset for n items into k subsets (arrays grown only when too small). */
+function reset(cost: Float64Array, k: number, n: number, shared: boolean): KK {
+  const st = pool;
+  st.cost = cost;
+  st.k = k;
+  if (n > st.cap) {
+    st.cap = n;
+    st.sum = new Float64Array(n);
+    st.head = new Int32Array(n);
+    st.tail = new Int32Array(n);
+    st.next = new Int32Array(n);
+    const maxSols = 2 * n;
+    st.off = new Int32Array(maxSols);
+    st.cls = new Uint8Array(maxSols);
+    st.one = new Int32Array(maxSols);
+    st.len = new Int32Array(maxSols);
+    st.diff = new Float64Array(maxSols);
+    st.qnext = new Int32Array(maxSols);
+    st.bHead = new Int32Array(n);
+    st.bTail = new Int32Array(n);
+    st.bKey = new Float64Array(n);
+    st.heap = new Int32Array(n);
+    st.hkey = new Float64Array(n);
+  }
+  if (st.arena.length < 4 * n) st.arena = new Int32Array(Math.max(64, 4 * n));
+  if (st.tmp.length < k) {
+    st.tmp = new Int32Array(k);
+    st.tmp2 = new Int32Array(k);
+    st.tmp3 = new Int32Array(k);
+  }
+  st.next.fill(-1, 0, n);
+  st.cls.fill(0, 0, 2 * n);
+  st.subsets = 0;
+  st.top = 0;
+  st.freeHead.length = 0;
+  st.sols = 0;
+  st.shared = shared;
+  st.freeBuckets.length = 0;
+  st.buckets = 0;
+  st.bucketOf.clear();
+  st.hsize = 0;
+  st.waiting = 0;
+  st.singles = 0;
+  st.nextSingle = 0;
+  return st;
 }
 
 export function kk(inp: PartitionInput): Int32Array {
@@ -100,35 +152,50 @@ export function kk(inp: PartitionInput): Int32Array {
   const n = order.length;
   const group = new Int32Array(n).fill(-1);
   if (n === 0) return group;
-  const st = new KK(cost, k, n, distinctCosts(cost, order) * 16 <= n);
-
-  if (equalCount) {
-    // Equal-size variant: chunks of k consecutive items (by cost) start as solutions with one
-    // item per subset, so joins keep subset sizes equal (±1 from the last, partial chunk).
-    const tmp = st.tmp;
-    for (let s = 0; s < n; s += k) {
-      const m = Math.min(n, s + k) - s;
-      for (let j = 0; j < m; j++) tmp[j] = newSet(st, order[s + j]);
-      sortTmp(st, m);
-      const id = st.sols++;
-      const c = classOf(m);
-      st.off[id] = alloc(st, c); st.cls[id] = c; st.len[id] = m;
-      st.arena.set(tmp.subarray(0, m), st.off[id]);
-      setDiff(st, id);
-      push(st, id);
-    }
-  } else {
+  const st = reset(cost, k, n, distinctCosts(cost, order) * 16 <= n);
+  if (equalCount) initChunks(st, order, n, k);
+  else {
     initSingles(cost, order, st.sum, st.head, st.tail, st.one, st.len, st.diff, k);
     st.subsets = n;
     st.sols = n;
     st.singles = n;
   }
+  // The loops live in their own functions: kk itself stays short and is never compiled on
+  // stack replacement mid-loop, which left the code after the loop without type feedback and
+  // deoptimised every call at the loop's exit.
+  joinAll(st);
+  labelAll(st, group);
+  st.cost = EMPTY; // the pool keeps no reference to the caller's costs
+  return group;
+}
 
+/**
+ * Equal-size variant: chunks of k consecutive items (by cost) start as solutions with one item
+ * per subset, so joins keep subset sizes equal (±1 from the last, partial chunk).
+ */
+function initChunks(st: KK, order: Uint32Array, n: number, k: number): void {
+  const tmp = st.tmp;
+  for (let s = 0; s < n; s += k) {
+    const m = Math.min(n, s + k) - s;
+    for (let j = 0; j < m; j++) tmp[j] = newSet(st, order[s + j]);
+    sortTmp(st, m);
+    const id = st.sols++;
+    const c = classOf(m);
+    st.off[id] = alloc(st, c); st.cls[id] = c; st.len[id] = m;
+    st.arena.set(tmp.subarray(0, m), st.off[id]);
+    setDiff(st, id);
+    push(st, id);
+  }
+}
+
+function joinAll(st: KK): void {
   while (st.waiting + (st.singles - st.nextSingle) > 1) join(st);
+}
 
+/** The last solution's subsets are the groups. */
+function labelAll(st: KK, group: Int32Array): void {
   const fin = st.waiting > 0 ? st.bHead[st.heap[0]] : st.nextSingle;
   for (let g = 0; g < st.len[fin]; g++) label(group, st.head, st.next, at(st, fin, g), g);
-  return group;
 }
 
 function newSet(st: KK, item: number): number {
