@@ -5,7 +5,7 @@
 // Sum loads only (not for padded phases). Deterministic: items by (cost desc, index asc), ranks
 // by (load, index).
 import { LoadHeap, type PartitionInput } from './common.js';
-import { GreedyState, place } from './lpt.js';
+import { GreedyState, placeAll } from './lpt.js';
 
 /**
  * Returns group[i] = the rank item i runs on (group g = rank g), or null when the pool cannot
@@ -23,8 +23,7 @@ export function locality(inp: PartitionInput, sampledRank: Int32Array, capacity:
   // Pool: largest first to the least-loaded rank that can take it.
   const heap = new LoadHeap(R);
   for (let g = 0; g < R; g++) heap.push(g, st.load[g]);
-  for (let k = 0; k < pooled; k++) if (!place(st, heap, pool[k])) return null;
-  return st.group;
+  return placeAll(st, heap, pool, pooled) ? st.group : null;
 }
 
 /** The keep pass; returns how many items went to the pool. */

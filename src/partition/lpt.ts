@@ -9,8 +9,7 @@ export function lpt(inp: PartitionInput): Int32Array | null {
   const st = new GreedyState(inp, n, R);
   const heap = new LoadHeap(R);
   for (let g = 0; g < R; g++) heap.push(g, 0);
-  for (let k = 0; k < n; k++) if (!place(st, heap, order[k])) return null;
-  return st.group;
+  return placeAll(st, heap, order, n) ? st.group : null;
 }
 
 /** Per-group state of the greedy (loads, tokens, counts, first cost) and the grouping so far. */
@@ -100,6 +99,85 @@ function placeSlow(st: GreedyState, heap: LoadHeap, i: number): boolean {
   if (chosen < 0) return false;
   heap.push(chosen, assign(st, chosen, i));
   return true;
+}
+
+/**
+ * items[0..count) (cost descending) each to the least-loaded group that can take it, as `place`
+ * does one by one; false when one cannot be placed. With sum loads and free counts, runs of
+ * equal cost take a shortcut with the same result (see sumRuns).
+ */
+export function placeAll(st: GreedyState, heap: LoadHeap, items: Uint32Array, count: number): boolean {
+  if (!st.equalCount && !st.padding) return sumRuns(st, heap, items, count);
+  for (let k = 0; k < count; k++) if (!place(st, heap, items[k])) return false;
+  return true;
+}
+
+/**
+ * Sum loads, free counts: each item goes to the group of least (load, index) that has token
+ * room. Within a run of items of equal cost c, once the least group's key plus c exceeds the
+ * greatest group's key ((load, index) lexicographically), the greedy visits the groups in
+ * (load, index) order round after round as long as each has room: the group just given c is then
+ * above every other, and the invariant carries over. So the run is dealt out in that order (the
+ * heap drained once, refilled once) instead of one sift per item, up to the first item whose
+ * group lacks token room, which goes through `place` as usual; the same assignments, in the same
+ * order, as the heap would make. Keys are distinct (index breaks ties), so the refilled heap pops
+ * exactly as the updated one would.
+ */
+function sumRuns(st: GreedyState, heap: LoadHeap, items: Uint32Array, count: number): boolean {
+  const { cost, load, group } = st;
+  const R = heap.size;
+  const hk = heap.k, hg = heap.g;
+  // The greatest (load, index) key.
+  let maxL = -Infinity, maxG = -1;
+  for (let g = 0; g < R; g++) if (load[g] >= maxL) { maxL = load[g]; maxG = g; }
+  let k = 0;
+  while (k < count) {
+    const c = cost[items[k]];
+    let e = k + 1;
+    while (e < count && cost[items[e]] === c) e++;
+    let deal = true;
+    while (k < e) {
+      if (deal && e - k >= 2 * R && heap.size === R) {
+        const lf = hk[0] + c;
+        if (lf > maxL || (lf === maxL && hg[0] > maxG)) {
+          const dealt = equalRun(st, heap, items, k, e);
+          maxL = -Infinity;
+          for (let g = 0; g < R; g++) if (load[g] >= maxL) { maxL = load[g]; maxG = g; }
+          // Stopped short by the token cap: the rest of the run goes item by item.
+          if (k + dealt < e) deal = false;
+          k += dealt;
+          continue;
+        }
+      }
+      const i = items[k++];
+      if (!place(st, heap, i)) return false;
+      const g = group[i], l = load[g];
+      if (l > maxL || (l === maxL && g > maxG)) { maxL = l; maxG = g; }
+    }
+  }
+  return true;
+}
+
+const dealOrder: { a: Int32Array } = { a: new Int32Array(0) };
+/**
+ * items[k..e) dealt round-robin over the groups in heap order, up to the first item its group
+ * has no token room for; returns how many were dealt. The heap is rebuilt from the new loads.
+ */
+function equalRun(st: GreedyState, heap: LoadHeap, items: Uint32Array, k: number, e: number): number {
+  const R = heap.size;
+  if (dealOrder.a.length < R) dealOrder.a = new Int32Array(R);
+  const S = dealOrder.a;
+  for (let t = 0; t < R; t++) S[t] = heap.pop();
+  const { tok, tokens, cap } = st;
+  let t = 0, j = k;
+  for (; j < e; j++) {
+    const g = S[t], i = items[j];
+    if (tok[g] + tokens[i] > cap) break;
+    assign(st, g, i);
+    if (++t === R) t = 0;
+  }
+  for (let g = 0; g < R; g++) heap.push(g, st.load[g]);
+  return j - k;
 }
 
 /**
