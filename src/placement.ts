@@ -105,14 +105,34 @@ function overlaps(group: Int32Array, sampledRank: Int32Array, weight: Float64Arr
  * the positions reordered by key ascending, ties in their order in `within`.
  */
 function countingPass(key: Int32Array, within: Uint32Array | null, buckets: number): Uint32Array {
+  const start = bucketStarts(key, buckets);
+  const out = new Uint32Array(key.length);
+  if (within === null) scatterAll(key, start, out);
+  else scatterWithin(key, within, start, out);
+  return out;
+}
+
+// Each loop in its own small function: one function with several loops gets compiled on stack
+// replacement inside the first and then deoptimised on reaching a later loop (or the other
+// branch) without type feedback, on every call.
+
+/** start[b]: where bucket b begins (exclusive prefix sums of the key counts). */
+function bucketStarts(key: Int32Array, buckets: number): Uint32Array {
   const n = key.length;
   const start = new Uint32Array(buckets + 1);
   for (let t = 0; t < n; t++) start[key[t] + 1]++;
   for (let b = 0; b < buckets; b++) start[b + 1] += start[b];
-  const out = new Uint32Array(n);
-  if (within === null) for (let t = 0; t < n; t++) out[start[key[t]]++] = t;
-  else for (let j = 0; j < n; j++) { const t = within[j]; out[start[key[t]]++] = t; }
-  return out;
+  return start;
+}
+
+function scatterAll(key: Int32Array, start: Uint32Array, out: Uint32Array): void {
+  const n = key.length;
+  for (let t = 0; t < n; t++) out[start[key[t]]++] = t;
+}
+
+function scatterWithin(key: Int32Array, within: Uint32Array, start: Uint32Array, out: Uint32Array): void {
+  const n = key.length;
+  for (let j = 0; j < n; j++) { const t = within[j]; out[start[key[t]]++] = t; }
 }
 
 /** Runs of equal (group, place) along idx: key group·R + place, item count, summed weight. */

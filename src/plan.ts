@@ -132,17 +132,10 @@ function rankEntries(
   items: PhaseItems, rank: Int32Array, loads: Float64Array, R: number,
   extra: { from: boolean; route: Int32Array | null },
 ): RankPlan[] {
-  const n = rank.length;
   // start[r]: where rank r's items begin in `byRank` (items bucketed by rank, item order kept).
   const start = new Uint32Array(R + 1);
   const tokens = new Float64Array(R);
-  for (let i = 0; i < n; i++) {
-    const r = rank[i];
-    if (!(r >= 0 && r < R)) throw new Error(`phase "${items.phase.name}": item ${items.ids[i]} was not placed`);
-    start[r + 1]++;
-    tokens[r] += items.tokens[i];
-  }
-  for (let r = 0; r < R; r++) start[r + 1] += start[r];
+  countByRank(items, rank, R, start, tokens);
   const byRank = bucketByRank(rank, start, R);
   const out: RankPlan[] = new Array(R);
   for (let r = 0; r < R; r++) {
@@ -153,6 +146,22 @@ function rankEntries(
     out[r] = e;
   }
   return out;
+}
+
+/**
+ * start[r + 1] = rank r's item count, then prefix sums; tokens[r] = its Σ tokens. Its own
+ * function (not a loop inside rankEntries) so the per-rank loop after it does not deoptimise the
+ * code compiled on stack replacement in this one.
+ */
+function countByRank(items: PhaseItems, rank: Int32Array, R: number, start: Uint32Array, tokens: Float64Array): void {
+  const n = rank.length;
+  for (let i = 0; i < n; i++) {
+    const r = rank[i];
+    if (!(r >= 0 && r < R)) throw new Error(`phase "${items.phase.name}": item ${items.ids[i]} was not placed`);
+    start[r + 1]++;
+    tokens[r] += items.tokens[i];
+  }
+  for (let r = 0; r < R; r++) start[r + 1] += start[r];
 }
 
 /** Item indices grouped by rank (stable): rank r's items are byRank[start[r] .. start[r+1]). */

@@ -191,7 +191,8 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   // Raw KK ≥ ceil(lb) = target whenever it is not computed (loads are integers).
   let kkScore = target;
   candidates.push({ group: polish(first), algorithm: inp.padding ? start.algorithm : `${start.algorithm}+refine` });
-  if (score(candidates[0].group) > target || inp.padding) {
+  const polishedScore = score(candidates[0].group);
+  if (polishedScore > target || inp.padding) {
     const k = kkValid(inp);
     if (k) {
       kkScore = score(k);
@@ -211,7 +212,7 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
       if (pv && feasible(inp, pv)) candidates.push({ group: pv, algorithm: 'padded' });
     }
   }
-  let win = candidates[0], winScore = score(win.group);
+  let win = candidates[0], winScore = polishedScore;
   for (const c of candidates.slice(1)) {
     const s = score(c.group);
     if (s < winScore) { win = c; winScore = s; }

@@ -58,25 +58,13 @@ export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptio
   const load = new Float64Array(R);
   const tok = new Float64Array(R);
   const size = new Int32Array(R);
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const g = group[i];
-    load[g] += cost[i];
-    tok[g] += tokens[i];
-    size[g]++;
-  }
-  for (let g = 0; g < R; g++) if (load[g] > max) max = load[g];
+  const max = tally(group, cost, tokens, load, tok, size);
   const target = opts.target;
   if (max <= target) return group;
   const { byRank, rank } = ranks(inp);
   const off = new Int32Array(R);
   const room = new Int32Array(R);
-  let top = 0;
-  for (let g = 0; g < R; g++) {
-    off[g] = top;
-    room[g] = size[g] + 4 + (size[g] >> 3);
-    top += room[g];
-  }
+  const top = layout(size, off, room);
   const mem = new Int32Array(top + (top >> 2) + 64);
   const mc = new Float64Array(mem.length);
   fillMembers(byRank, group, cost, off, mem, mc, R);
@@ -86,14 +74,48 @@ export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptio
     extraScan: opts.extraScan ?? 8,
     load, tok, size, off, room, top, mem, mc, rank, sorted, bestL: -1, bestX: -1, bestY: -1,
   };
-  const maxIterations = opts.maxIterations ?? 20 * R + 1000;
+  iterate(s, group, target, opts.maxIterations ?? 20 * R + 1000);
+  return group;
+}
+
+// refine's loops each live in a small function of their own: a loop inside refine itself gets
+// compiled on stack replacement, and the code after it, without type feedback yet, then
+// deoptimised on every call.
+
+/** Group loads, tokens and sizes of `group`; returns the max load. */
+function tally(group: Int32Array, cost: Float64Array, tokens: Uint32Array, load: Float64Array, tok: Float64Array, size: Int32Array): number {
+  const n = group.length;
+  for (let i = 0; i < n; i++) {
+    const g = group[i];
+    load[g] += cost[i];
+    tok[g] += tokens[i];
+    size[g]++;
+  }
+  let max = -Infinity;
+  for (let g = 0; g < load.length; g++) if (load[g] > max) max = load[g];
+  return max;
+}
+
+/** Each group's block in the member arena (its size plus slack); returns the arena's used length. */
+function layout(size: Int32Array, off: Int32Array, room: Int32Array): number {
+  let top = 0;
+  for (let g = 0; g < size.length; g++) {
+    off[g] = top;
+    room[g] = size[g] + 4 + (size[g] >> 3);
+    top += room[g];
+  }
+  return top;
+}
+
+/** Steps until the heaviest group is within target, a local optimum, or the iteration cap. */
+function iterate(s: State, group: Int32Array, target: number, maxIterations: number): void {
+  const { sorted, load, R } = s;
   for (let iter = 0; iter < maxIterations; iter++) {
     const h = sorted[R - 1];
     if (load[h] <= target) break;
     if (!findStep(s, h)) break; // local optimum: no move or swap lowers the heaviest group
     apply(s, group, h);
   }
-  return group;
 }
 
 /**
@@ -106,11 +128,17 @@ function ranks(inp: PartitionInput): { byRank: Int32Array; rank: Int32Array } {
   const hit = rankCache.get(inp);
   if (hit && hit.order === order && hit.cost === cost) return hit;
   const byRank = rankOrder(order, cost);
-  const rank = new Int32Array(order.length);
-  for (let k = 0; k < byRank.length; k++) rank[byRank[k]] = k;
+  const rank = invert(byRank);
   const entry = { order, cost, byRank, rank };
   rankCache.set(inp, entry);
   return entry;
+}
+
+/** rank[byRank[k]] = k. */
+function invert(byRank: Int32Array): Int32Array {
+  const rank = new Int32Array(byRank.length);
+  for (let k = 0; k < byRank.length; k++) rank[byRank[k]] = k;
+  return rank;
 }
 
 /** Items by (cost, index) ascending, from `order` (cost descending; equal-cost runs re-sorted by index). */
