@@ -70,9 +70,10 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
     const reportInp: PartitionInput = { ...inp, cost: costs.float };
     const { group, algorithm: used } = await partition(inp, algorithm, items.sampledRank, costs.total, accel, phase.name);
     lap('partition');
-    const rankOfGroup = algorithm === 'none'
+    // The sampled layout's groups are its ranks; `naive` ignores where the data is.
+    const rankOfGroup = algorithm === 'none' || options.placement === 'naive'
       ? placeNaive(R)
-      : options.placement === 'naive' ? placeNaive(R) : placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode);
+      : placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode);
     const rank = mapGroups(group, rankOfGroup);
     const exchange = exchangeMatrix(items.sampledRank, rank, items.bytes, R, config.ranksPerNode);
     lap('placement');

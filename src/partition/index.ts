@@ -75,9 +75,8 @@ async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, s
   const options: PartitionResult[] = [];
   const k = kkValid(inp);
   if (k) options.push({ group: k, algorithm: 'kk' });
-  const p = await padded(inp, lb, accel);
-  const pv = feasible(inp, p) ? p : repair(inp, p);
-  if (pv && feasible(inp, pv)) options.push({ group: pv, algorithm: 'padded' });
+  const pv = await paddedValid(inp, lb, accel);
+  if (pv) options.push({ group: pv, algorithm: 'padded' });
   const sampled = sampledLayout(sampledRank);
   if (sampled.length === inp.order.length && feasible(inp, sampled)) options.push({ group: sampled, algorithm: 'sampled' });
   if (options.length === 0) throw capError(inp, phaseName, 'best');
@@ -105,6 +104,14 @@ function equalChunks(inp: PartitionInput): Int32Array {
     for (let j = 0; j < size; j++) group[order[k++]] = g;
   }
   return group;
+}
+
+/** The contiguous cut, then repaired to the constraints; null if it cannot be made valid. */
+async function paddedValid(inp: PartitionInput, lb: number, accel: Accelerator): Promise<Int32Array | null> {
+  const g = await padded(inp, lb, accel);
+  if (feasible(inp, g)) return g;
+  const fixed = repair(inp, g);
+  return fixed && feasible(inp, fixed) ? fixed : null;
 }
 
 /** KK, then repaired to the constraints; null if it cannot be made valid. */
@@ -136,11 +143,9 @@ export async function partition(
       return { group: g, algorithm: 'kk' };
     }
     case 'padded': {
-      const g = await padded(inp, lb, accel);
-      if (feasible(inp, g)) return { group: g, algorithm: 'padded' };
-      const fixed = repair(inp, g);
-      if (!fixed || !feasible(inp, fixed)) throw new InputError(`phase "${phaseName}": padded could not respect the phase's constraints; try --algorithm best`);
-      return { group: fixed, algorithm: 'padded' };
+      const g = await paddedValid(inp, lb, accel);
+      if (!g) throw new InputError(`phase "${phaseName}": padded could not respect the phase's constraints; try --algorithm best`);
+      return { group: g, algorithm: 'padded' };
     }
     case 'best':
       return best(inp, target, lb, accel, phaseName, sampledRank);
@@ -207,9 +212,8 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
       if (feasible(inp, c)) candidates.push({ group: c, algorithm: 'equal-chunks' });
     }
     if (inp.padding) {
-      const p = await padded(inp, lb, accel);
-      const pv = feasible(inp, p) ? p : repair(inp, p);
-      if (pv && feasible(inp, pv)) candidates.push({ group: pv, algorithm: 'padded' });
+      const pv = await paddedValid(inp, lb, accel);
+      if (pv) candidates.push({ group: pv, algorithm: 'padded' });
     }
   }
   let win = candidates[0], winScore = polishedScore;
