@@ -3,6 +3,10 @@
 // CPU reference below returns (same permutation, same integers): that is what makes a GPU plan
 // byte-identical to a CPU plan.
 
+import { pairStepsCpu, type PairArena } from './partition/pairstep.js';
+
+export type { PairArena } from './partition/pairstep.js';
+
 /** Result of evaluating greedy contiguous cuts for a set of targets. */
 export interface CutResult {
   /** Number of groups the greedy cut needs, per target. */
@@ -34,6 +38,12 @@ export interface Accelerator {
    * Targets are non-negative integers.
    */
   cutCounts(costs: Float64Array, prefix: Float64Array, targets: Float64Array, mode: 'sum' | 'padded'): Promise<CutResult>;
+  /**
+   * The best move or swap for each disjoint (heavier, lighter) group pair of a balance round:
+   * exactly pairStepsCpu (src/partition/pairstep.ts): 2 entries a pair, [position in h's block,
+   * position in l's block or −1 for a move], [−1, −1] for none.
+   */
+  pairSteps(arena: PairArena, pairs: Int32Array): Promise<Int32Array>;
   /** Release device resources (no-op on the CPU). */
   destroy(): void;
 }
@@ -116,5 +126,6 @@ export const cpuAccelerator: Accelerator = {
   sortDesc: async (keys) => sortDescCpu(keys),
   prefixSum: async (values) => prefixSumCpu(values),
   cutCounts: async (costs, prefix, targets, mode) => cutCountsCpu(costs, prefix, targets, mode),
+  pairSteps: async (arena, pairs) => pairStepsCpu(arena, pairs),
   destroy: () => {},
 };

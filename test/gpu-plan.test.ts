@@ -56,6 +56,17 @@ describe('GPU plan = CPU plan', () => {
     }
   });
 
+  it('on a phase large enough for balance rounds (pair steps scored on the GPU)', async () => {
+    const { config, examples } = generateWorkload({ ranks: 64, examples: 20000, seed: 7 });
+    for (const ph of config.phases) delete ph.maxTokensPerRank;
+    let calls = 0;
+    const counted: Accelerator = { ...gpu, pairSteps: (a, p) => { calls++; return gpu.pairSteps(a, p); } };
+    const c = phasesJson(await plan(examples, config, { algorithm: 'best' }, cpuAccelerator));
+    const g = phasesJson(await plan(examples, config, { algorithm: 'best' }, counted));
+    expect(calls).toBeGreaterThan(0);
+    expect(g).toBe(c);
+  });
+
   it('reports the backend and adapter in stats', async () => {
     const { config, examples } = generateWorkload({ ranks: 8, examples: 64, seed: 2 });
     const p = await plan(examples, config, {}, gpu);

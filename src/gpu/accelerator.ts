@@ -7,6 +7,7 @@
 // buffer (the cut walk repeats that only while some target is unfinished). Calls are serialised.
 
 import type { Accelerator, CutResult } from '../accel.js';
+import { pairStepsCpu } from '../partition/pairstep.js';
 import { BufferPool, Call, fromWordPairs } from './buffers.js';
 import { acquireDevice } from './device.js';
 import {
@@ -347,6 +348,8 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
     sortDesc: (keys) => serial(() => sortDescGpu(ctx, keys)),
     prefixSum: (values) => serial(() => prefixSumGpu(ctx, values)),
     cutCounts: (costs, prefix, targets, mode) => serial(() => cutCountsGpu(ctx, costs, prefix, targets, mode)),
+    // The pair-step kernel is not wired yet: the CPU reference (same result) meanwhile.
+    pairSteps: async (arena, pairs) => pairStepsCpu(arena, pairs),
     destroy: () => {
       ctx.pool.destroy();
       ctx.query?.destroy();

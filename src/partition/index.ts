@@ -175,7 +175,7 @@ export const LOCALITY_RULE = 'contract' as 'winner' | 'contract';
 async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array): Promise<PartitionResult> {
   const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
   const candidates: PartitionResult[] = [];
-  const polish = (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }));
+  const polish = async (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }, accel));
   const start = await startValid(inp, lb, accel, sampledRank, phaseName);
   const first = start.group;
   const firstScore = score(first);
@@ -184,28 +184,28 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   const contract = LOCALITY_RULE === 'contract' && !inp.equalCount && n >= 8 * inp.groups;
   // The refined locality candidate and its score, computed at most once (null: none valid).
   let loc: Int32Array | null | undefined, locScore = Infinity;
-  const locCandidate = (): Int32Array | null => {
+  const locCandidate = async (): Promise<Int32Array | null> => {
     if (loc !== undefined) return loc;
     const l0 = locality(inp, sampledRank, target);
     const lv = l0 && (feasible(inp, l0) ? l0 : repair(inp, l0));
-    loc = lv && feasible(inp, lv) ? refine(inp, lv, { target }) : null;
+    loc = lv && feasible(inp, lv) ? await refine(inp, lv, { target, rounds: false }, accel) : null;
     if (loc) locScore = score(loc);
     return loc;
   };
   const qualityBar = () => lb + Math.max(0.001 * lb, inp.cost[inp.order[n - 1]]);
   // Raw KK ≥ ceil(lb) = target whenever it is not computed (loads are integers).
   let kkScore = target;
-  candidates.push({ group: polish(first), algorithm: inp.padding ? start.algorithm : `${start.algorithm}+refine` });
+  candidates.push({ group: await polish(first), algorithm: inp.padding ? start.algorithm : `${start.algorithm}+refine` });
   const polishedScore = score(candidates[0].group);
   if (polishedScore > target || inp.padding) {
     const k = kkValid(inp);
     if (k) {
       kkScore = score(k);
       // Accepted below whatever the KK candidate refines to (the bar is ≥ this minimum).
-      if (withLocality && contract && locCandidate() && locScore <= Math.min(firstScore, kkScore, qualityBar())) {
+      if (withLocality && contract && (await locCandidate()) && locScore <= Math.min(firstScore, kkScore, qualityBar())) {
         return { group: rehome(inp, loc!, sampledRank), algorithm: 'locality+refine' };
       }
-      candidates.push({ group: polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
+      candidates.push({ group: await polish(k), algorithm: inp.padding ? 'kk' : 'kk+refine' });
     }
     if (inp.padding && inp.equalCount) {
       const c = equalChunks(inp);
@@ -224,7 +224,7 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   if (winScore > firstScore) throw new Error('best: refinement made a grouping worse'); // cannot happen: refine only accepts improvements
   if (withLocality) {
     const bar = contract ? Math.max(winScore, Math.min(firstScore, kkScore, qualityBar())) : winScore;
-    const g = locCandidate();
+    const g = await locCandidate();
     if (g && locScore <= bar) return { group: rehome(inp, g, sampledRank), algorithm: 'locality+refine' };
   }
   // Otherwise keep the winner's loads exactly, but let equal items stay where they were sampled.

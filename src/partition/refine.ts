@@ -4,6 +4,14 @@
 // (max load, number of groups at max) lexicographically, so it terminates; an iteration cap
 // bounds the work and is deterministic (a count, never a clock).
 //
+// On large phases, balance rounds come first (balanceRounds): the groups sorted by load are
+// paired heaviest with lightest, second heaviest with second lightest, and so on, and every
+// pair takes its best step at once. Pairs are disjoint, so their searches are independent: the
+// accelerator evaluates them (a WGSL kernel on the GPU backend) and the host applies them. A
+// few rounds do most of the work of thousands of sequential steps; the sequential loop then
+// finishes from a much better start, so the result is still a local optimum for the heaviest
+// group.
+//
 // Storage is typed arrays: every group's items, sorted by (cost, index), live in one block of an
 // arena with their costs beside them (searches read costs directly, no comparator calls); groups
 // are kept in an Int32Array sorted by (load, index), and a changed group moves to its new place
@@ -12,7 +20,9 @@
 // ⌈(L_h + L_l)/2⌉ (loads are integers), which only grows along the scan; the swap search walks
 // l's costs with one pointer. The result is exactly that of the exhaustive rule above. Small
 // module-level functions (not one large one) so V8 optimises each hot loop early.
+import type { Accelerator } from '../accel.js';
 import { LoadHeap, type PartitionInput } from './common.js';
+import { pairStep, type PairArena } from './pairstep.js';
 
 export interface RefineOptions {
   /** Stop as soon as the max load is ≤ this (a proven lower bound). */
@@ -20,26 +30,26 @@ export interface RefineOptions {
   /** After a candidate is found, scan this many further groups for a better one. */
   extraScan?: number;
   maxIterations?: number;
+  /** Run balance rounds first on phases of ROUNDS_MIN_ITEMS or more (default true). */
+  rounds?: boolean;
 }
 
-interface State {
+/** Balance rounds run on phases of at least this many items (and at least 2 groups). */
+export const ROUNDS_MIN_ITEMS = 16384;
+/** At most this many balance rounds (they stop earlier when a round changes nothing). */
+export const MAX_ROUNDS = 32;
+
+/**
+ * The arena (PairArena: every group's members by (cost, index) in a block, costs in mc and
+ * tokens in mt beside the item ids in mem) and what the loop needs around it.
+ */
+interface State extends PairArena {
   R: number;
   cost: Float64Array;
   tokens: Uint32Array;
-  /** Token cap (Infinity when none). */
-  cap: number;
-  /** Equal counts: the floor quota q (moves only q+1 → q); −1 when counts are free. */
-  q: number;
   extraScan: number;
-  load: Float64Array;
-  tok: Float64Array;
-  size: Int32Array;
-  /** Group g's members, by (cost, index): mem[off[g] .. off[g] + size[g]); costs in mc. */
-  off: Int32Array;
   room: Int32Array;
-  top: number;
   mem: Int32Array;
-  mc: Float64Array;
   /** Item i's position in (cost, index) order. */
   rank: Int32Array;
   /** Groups by (load, index) ascending. */
@@ -48,10 +58,15 @@ interface State {
   bestL: number;
   bestX: number;
   bestY: number;
+  /** pairStep's output: positions in h's and l's blocks. */
+  at: Int32Array;
 }
 
-/** Refines `group` in place and returns it. Sum loads only (not for padded phases). */
-export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptions): Int32Array {
+/**
+ * Refines `group` in place and returns it. Sum loads only (not for padded phases). The result
+ * is the same whichever accelerator evaluates the balance rounds.
+ */
+export async function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptions, accel: Accelerator): Promise<Int32Array> {
   const { cost, tokens, groups: R } = inp;
   const n = group.length;
   if (n === 0 || R < 2) return group;
@@ -67,13 +82,16 @@ export function refine(inp: PartitionInput, group: Int32Array, opts: RefineOptio
   const top = layout(size, off, room);
   const mem = new Int32Array(top + (top >> 2) + 64);
   const mc = new Float64Array(mem.length);
-  fillMembers(byRank, group, cost, off, mem, mc, R);
-  const sorted = Int32Array.from(Array.from({ length: R }, (_, g) => g).sort((a, b) => load[a] - load[b] || a - b));
+  const mt = new Uint32Array(mem.length);
+  fillMembers(byRank, group, cost, tokens, off, mem, mc, mt, R);
+  const sorted = new Int32Array(R);
+  sortGroups(sorted, load);
   const s: State = {
     R, cost, tokens, cap: inp.cap ?? Infinity, q: inp.equalCount ? Math.floor(n / R) : -1,
     extraScan: opts.extraScan ?? 8,
-    load, tok, size, off, room, top, mem, mc, rank, sorted, bestL: -1, bestX: -1, bestY: -1,
+    load, tok, size, off, room, used: top, mem, mc, mt, rank, sorted, bestL: -1, bestX: -1, bestY: -1, at: new Int32Array(2),
   };
+  if (opts.rounds !== false && n >= ROUNDS_MIN_ITEMS) await balanceRounds(s, group, target, accel);
   iterate(s, group, target, opts.maxIterations ?? 20 * R + 1000);
   return group;
 }
@@ -105,6 +123,70 @@ function layout(size: Int32Array, off: Int32Array, room: Int32Array): number {
     top += room[g];
   }
   return top;
+}
+
+/** sorted = the groups by (load, index) ascending. */
+function sortGroups(sorted: Int32Array, load: Float64Array): void {
+  const order = Array.from({ length: load.length }, (_, g) => g).sort((a, b) => load[a] - load[b] || a - b);
+  sorted.set(order);
+}
+
+/**
+ * Balance rounds: pair the i-th heaviest group with the i-th lightest (i < R/2) and give every
+ * pair its best step at once; stop when the heaviest group is within target, no pair has a
+ * step, or after MAX_ROUNDS. Each step lowers its pair's max below the heavier load, so the
+ * max load never rises and Σ load² falls every round.
+ */
+async function balanceRounds(s: State, group: Int32Array, target: number, accel: Accelerator): Promise<void> {
+  const { R, sorted, load } = s;
+  const pairsAll = new Int32Array(2 * (R >> 1));
+  for (let round = 0; round < MAX_ROUNDS && load[sorted[R - 1]] > target; round++) {
+    // Only groups over the target take part: the rest are left where they are (and their
+    // items where they were sampled).
+    let P = 0;
+    while (P < R >> 1 && load[sorted[R - 1 - P]] > target) {
+      pairsAll[2 * P] = sorted[R - 1 - P];
+      pairsAll[2 * P + 1] = sorted[P];
+      P++;
+    }
+    const pairs = pairsAll.subarray(0, 2 * P);
+    const steps = await accel.pairSteps(s, pairs);
+    if (applySteps(s, group, pairs, steps) === 0) break;
+    sortGroups(sorted, load);
+  }
+}
+
+/** Applies every pair's step (positions in the blocks, as pairStep gives them); returns how many. */
+function applySteps(s: State, group: Int32Array, pairs: Int32Array, steps: Int32Array): number {
+  const { mem } = s;
+  let applied = 0;
+  for (let i = 0; i < pairs.length >> 1; i++) {
+    const th = steps[2 * i];
+    if (th < 0) continue;
+    const h = pairs[2 * i], l = pairs[2 * i + 1], tl = steps[2 * i + 1];
+    // Read both items before the blocks change.
+    const x = mem[s.off[h] + th], y = tl >= 0 ? mem[s.off[l] + tl] : -1;
+    swapItems(s, group, h, l, x, y);
+    applied++;
+  }
+  return applied;
+}
+
+/** x moves h → l and (if y ≥ 0) y moves l → h: blocks, grouping, loads and tokens. */
+function swapItems(s: State, group: Int32Array, h: number, l: number, x: number, y: number): void {
+  const { cost, tokens, load, tok } = s;
+  remove(s, h, x);
+  insert(s, l, x);
+  group[x] = l;
+  load[h] -= cost[x]; load[l] += cost[x];
+  tok[h] -= tokens[x]; tok[l] += tokens[x];
+  if (y >= 0) {
+    remove(s, l, y);
+    insert(s, h, y);
+    group[y] = h;
+    load[l] -= cost[y]; load[h] += cost[y];
+    tok[l] -= tokens[y]; tok[h] += tokens[y];
+  }
 }
 
 /** Steps until the heaviest group is within target, a local optimum, or the iteration cap. */
@@ -162,13 +244,14 @@ function rankOrder(order: Uint32Array, cost: Float64Array): Int32Array {
   return out;
 }
 
-function fillMembers(byRank: Int32Array, group: Int32Array, cost: Float64Array, off: Int32Array, mem: Int32Array, mc: Float64Array, R: number): void {
+function fillMembers(byRank: Int32Array, group: Int32Array, cost: Float64Array, tokens: Uint32Array, off: Int32Array, mem: Int32Array, mc: Float64Array, mt: Uint32Array, R: number): void {
   const fill = new Int32Array(R);
   for (let k = 0; k < byRank.length; k++) {
     const i = byRank[k], g = group[i];
     const p = off[g] + fill[g]++;
     mem[p] = i;
     mc[p] = cost[i];
+    mt[p] = tokens[i];
   }
 }
 
@@ -177,59 +260,21 @@ function fillMembers(byRank: Int32Array, group: Int32Array, cost: Float64Array, 
  * group that leaves the pair's max lowest, lightest groups first, ties to the first found.
  */
 function findStep(s: State, h: number): boolean {
-  const { R, load, tok, size, off, mem, mc, sorted, cap, q } = s;
-  const tokens = s.tokens;
+  const { R, load, sorted, mem, off, at } = s;
   const Lh = load[h];
-  const ho = off[h], hn = size[h];
-  const th = tok[h];
   let bestV = Lh, bestL = -1, bestX = -1, bestY = -1;
   let scannedAfterFind = 0;
   for (let si = 0; si < R - 1; si++) {
     const l = sorted[si];
     const Ll = load[l];
-    const g = Lh - Ll;
-    if (g < 2) break; // an integer step d must satisfy 0 < d < g
+    if (Lh - Ll < 2) break; // an integer step d must satisfy 0 < d < g
     // No step with l or any heavier group can leave the pair below ⌈(Lh + Ll)/2⌉.
-    const floorV = Math.ceil((Lh + Ll) / 2);
-    if (bestV <= floorV) break;
-    const lo = off[l], ln = size[l];
-    const half = g / 2;
-    const tl = tok[l];
-    // Move one item x from h to l: x closest to g/2 (equal counts allow it only q+1 → q).
-    if (q < 0 || (hn === q + 1 && ln === q)) {
-      let a = 0, b = hn;
-      while (a < b) {
-        const mid = (a + b) >> 1;
-        if (mc[ho + mid] < half) a = mid + 1; else b = mid;
-      }
-      for (let t = a; t >= a - 1; t--) {
-        if (t < 0 || t >= hn) continue;
-        const d = mc[ho + t];
-        if (d <= 0 || d >= g) continue;
-        const x = mem[ho + t];
-        if (tl + tokens[x] > cap || th - tokens[x] > cap) continue;
-        const v = Lh - d > Ll + d ? Lh - d : Ll + d;
-        if (v < bestV) { bestV = v; bestL = l; bestX = x; bestY = -1; }
-      }
-    }
-    // Swap x ∈ h with y ∈ l: y closest to cost[x] − g/2, for each distinct cost in h (the last
-    // item of its run); the search point grows with cost[x], so one pointer walks l.
-    let k = 0;
-    for (let a = 0; a < hn && bestV > floorV; a++) {
-      const cx = mc[ho + a];
-      if (a + 1 < hn && mc[ho + a + 1] === cx) continue;
-      const want = cx - half;
-      while (k < ln && mc[lo + k] < want) k++;
-      for (let t = k; t >= k - 1; t--) {
-        if (t < 0 || t >= ln) continue;
-        const d = cx - mc[lo + t];
-        if (d <= 0 || d >= g) continue;
-        const x = mem[ho + a], y = mem[lo + t];
-        const dt = tokens[x] - tokens[y];
-        if (tl + dt > cap || th - dt > cap) continue;
-        const v = Lh - d > Ll + d ? Lh - d : Ll + d;
-        if (v < bestV) { bestV = v; bestL = l; bestX = x; bestY = y; }
-      }
+    if (bestV <= Math.ceil((Lh + Ll) / 2)) break;
+    const v = pairStep(s, h, l, bestV, at);
+    if (v < bestV) {
+      bestV = v; bestL = l;
+      bestX = mem[off[h] + at[0]];
+      bestY = at[1] >= 0 ? mem[off[l] + at[1]] : -1;
     }
     if (bestL >= 0 && ++scannedAfterFind > s.extraScan) break;
   }
@@ -238,23 +283,15 @@ function findStep(s: State, h: number): boolean {
 }
 
 function apply(s: State, group: Int32Array, h: number): void {
-  const { cost, tokens, load, tok } = s;
-  const l = s.bestL, x = s.bestX, y = s.bestY;
-  remove(s, h, x);
-  insert(s, l, x);
-  group[x] = l;
-  let nh = load[h] - cost[x], nl = load[l] + cost[x];
-  tok[h] -= tokens[x]; tok[l] += tokens[x];
-  if (y >= 0) {
-    remove(s, l, y);
-    insert(s, h, y);
-    group[y] = h;
-    nl -= cost[y]; nh += cost[y];
-    tok[l] -= tokens[y]; tok[h] += tokens[y];
-  }
-  // h moves first, with l still at its old load (so the order stays consistent), then l.
-  reposition(s, h, nh);
-  reposition(s, l, nl);
+  const l = s.bestL;
+  const oldH = s.load[h], oldL = s.load[l];
+  swapItems(s, group, h, l, s.bestX, s.bestY);
+  // reposition finds a group by its old load: h moves first, with l still at its old load (so
+  // the order stays consistent), then l.
+  const newH = s.load[h], newL = s.load[l];
+  s.load[h] = oldH; s.load[l] = oldL;
+  reposition(s, h, newH);
+  reposition(s, l, newL);
 }
 
 /** Position of item rank r in group g's members (where it is, or where it would go). */
@@ -272,25 +309,31 @@ function insert(s: State, g: number, i: number): void {
   if (s.size[g] === s.room[g]) {
     // Full: the block moves to the end of the arena with twice the room.
     const nr = 2 * s.room[g], o = s.off[g], e = o + s.size[g];
-    if (s.top + nr > s.mem.length) {
-      const m2 = new Int32Array(2 * (s.top + nr));
-      m2.set(s.mem.subarray(0, s.top));
+    if (s.used + nr > s.mem.length) {
+      const m2 = new Int32Array(2 * (s.used + nr));
+      m2.set(s.mem.subarray(0, s.used));
       const c2 = new Float64Array(m2.length);
-      c2.set(s.mc.subarray(0, s.top));
+      c2.set(s.mc.subarray(0, s.used));
+      const t2 = new Uint32Array(m2.length);
+      t2.set(s.mt.subarray(0, s.used));
       s.mem = m2;
       s.mc = c2;
+      s.mt = t2;
     }
-    s.mem.copyWithin(s.top, o, e);
-    s.mc.copyWithin(s.top, o, e);
-    s.off[g] = s.top;
+    s.mem.copyWithin(s.used, o, e);
+    s.mc.copyWithin(s.used, o, e);
+    s.mt.copyWithin(s.used, o, e);
+    s.off[g] = s.used;
     s.room[g] = nr;
-    s.top += nr;
+    s.used += nr;
   }
   const p = find(s, g, s.rank[i]), e = s.off[g] + s.size[g];
   s.mem.copyWithin(p + 1, p, e);
   s.mc.copyWithin(p + 1, p, e);
+  s.mt.copyWithin(p + 1, p, e);
   s.mem[p] = i;
   s.mc[p] = s.cost[i];
+  s.mt[p] = s.tokens[i];
   s.size[g]++;
 }
 
@@ -298,6 +341,7 @@ function remove(s: State, g: number, i: number): void {
   const p = find(s, g, s.rank[i]), e = s.off[g] + s.size[g];
   s.mem.copyWithin(p, p + 1, e);
   s.mc.copyWithin(p, p + 1, e);
+  s.mt.copyWithin(p, p + 1, e);
   s.size[g]--;
 }
 
