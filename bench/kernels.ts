@@ -19,12 +19,17 @@
 //                pointers + pointer jumping (cuts_parallel.wgsl). Without --cut-paths, a software
 //                adapter (llvmpipe) skips the forced parallel rows above 100,000 items (about 24 s
 //                per call at 1M x 64 there).
+//   pair steps : not bandwidth-bound either, no GB/s. A balance round's pairStep search
+//                (pair_steps.wgsl vs pairStepsCpu): n items with costs 1..50,000 and tokens < 4096
+//                dealt round-robin into R = max(2, n / 64) groups (blocks sorted by cost), no cap,
+//                free counts; the R / 2 pairs match the heaviest group with the lightest, the
+//                second heaviest with the second lightest, and so on.
 // --bandwidth-gbs B (the device's memory bandwidth: 4800 for an H200, 3350 for an H100) adds
 // "% of B" for kernel GB/s, and a per-size line for the issue's target: sort (32-bit keys) + scan
 // kernel-only time against the bandwidth floor of their minimal traffic (16 B per key per pass,
 // 16 B per value).
 
-import { cpuAccelerator, type Accelerator } from '../src/accel.js';
+import { cpuAccelerator, type Accelerator, type PairArena } from '../src/accel.js';
 import { createGpuAccelerator, type CutPath, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { activeDigitShifts, SORT_TILE } from '../src/gpu/kernels.js';
 
@@ -150,7 +155,31 @@ async function measure(gpu: GpuAccelerator, cutGpus: CutAccelerators, n: number,
       }, on);
     }
   }
+  const { arena, pairs } = pairStepInputs(costs, rand);
+  await both(`pair steps (R=${arena.size.length}, ${pairs.length / 2} pairs)`, n, 0, async (a) => [await a.pairSteps(arena, pairs)]);
   return rows;
+}
+
+/** The pair-steps row's arena and pairs (see the header). */
+function pairStepInputs(costs: Float64Array, rand: () => number): { arena: PairArena; pairs: Int32Array } {
+  const n = costs.length, R = Math.max(2, Math.floor(n / 64));
+  const members: number[][] = Array.from({ length: R }, () => []);
+  for (let i = 0; i < n; i++) members[i % R].push(i);
+  const mc = new Float64Array(n), mt = new Uint32Array(n);
+  const off = new Int32Array(R), size = new Int32Array(R), load = new Float64Array(R), tok = new Float64Array(R);
+  let at = 0;
+  for (let g = 0; g < R; g++) {
+    members[g].sort((a, b) => costs[a] - costs[b] || a - b);
+    off[g] = at; size[g] = members[g].length;
+    for (const i of members[g]) {
+      const t = rand() % 4096;
+      mc[at] = costs[i]; mt[at] = t; load[g] += costs[i]; tok[g] += t; at++;
+    }
+  }
+  const order = Array.from({ length: R }, (_, g) => g).sort((a, b) => load[b] - load[a] || a - b);
+  const pairs = new Int32Array(2 * Math.floor(R / 2));
+  for (let i = 0; i < pairs.length / 2; i++) { pairs[2 * i] = order[i]; pairs[2 * i + 1] = order[R - 1 - i]; }
+  return { arena: { mc, mt, off, size, load, tok, cap: Infinity, q: -1, used: n }, pairs };
 }
 
 function format(rows: Row[], adapter: string, options: Options): string {

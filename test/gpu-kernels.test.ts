@@ -3,12 +3,13 @@
 // Reproduce a failure with POSTBALANCE_SEED=<seed printed below>.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator } from '../src/accel.js';
+import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator, type PairArena } from '../src/accel.js';
 import { createGpuAccelerator, parallelCutMinItems, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { dispatchGrid, fromWordPairs, toWordPairs } from '../src/gpu/buffers.js';
 import { acquireDevice, compileShader } from '../src/gpu/device.js';
 import { cutJumpRounds } from '../src/gpu/kernels.js';
 import { shaderSource } from '../src/gpu/shaders.js';
+import { pairStepsCpu } from '../src/partition/pairstep.js';
 
 const seed = process.env.POSTBALANCE_SEED !== undefined
   ? Number(process.env.POSTBALANCE_SEED) >>> 0
@@ -357,5 +358,228 @@ describe('parallel candidate cuts (next-cut pointers + pointer jumping) equal cu
     } finally {
       serial.destroy();
     }
+  });
+});
+
+/** A member of a test arena's group. */
+interface Member { cost: number; tok: number }
+
+/**
+ * An arena from each group's members, built as the planner does: each block sorted by (cost,
+ * index) ascending, exact loads and token sums. Blocks lie in a random group order with random
+ * gaps between them (`slack`) and past the last one; gaps and the tail hold garbage that would
+ * change the steps if a kernel read it.
+ */
+function buildArena(groups: Member[][], cap: number, q: number, rand: () => number, slack = true): PairArena {
+  const R = groups.length;
+  const order = Array.from({ length: R }, (_, g) => g);
+  for (let i = R - 1; i > 0; i--) { const j = rand() % (i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+  const gap = () => (slack ? rand() % 3 : 0);
+  const total = groups.reduce((s, m) => s + m.length, 0) + (slack ? 2 * (R + 1) : 0);
+  const mc = new Float64Array(total + 5), mt = new Uint32Array(total + 5);
+  for (let i = 0; i < mc.length; i++) { mc[i] = 2 ** 52 + rand(); mt[i] = rand(); }
+  const off = new Int32Array(R), size = new Int32Array(R), load = new Float64Array(R), tok = new Float64Array(R);
+  let at = gap();
+  for (const g of order) {
+    const sorted = groups[g].map((m, i) => ({ ...m, i })).sort((a, b) => a.cost - b.cost || a.i - b.i);
+    off[g] = at; size[g] = sorted.length;
+    for (const m of sorted) { mc[at] = m.cost; mt[at] = m.tok; load[g] += m.cost; tok[g] += m.tok; at++; }
+    at += gap();
+  }
+  return { mc, mt, off, size, load, tok, cap, q, used: at };
+}
+
+/** Disjoint pairs over a random subset of the groups, the heavier (or equal) group first. */
+function randomPairs(arena: PairArena, rand: () => number, count = arena.size.length >> 1): Int32Array {
+  const R = arena.size.length;
+  const order = Array.from({ length: R }, (_, g) => g);
+  for (let i = R - 1; i > 0; i--) { const j = rand() % (i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+  const pairs = new Int32Array(2 * Math.min(count, R >> 1));
+  for (let i = 0; i < pairs.length; i += 2) {
+    const [a, b] = [order[i], order[i + 1]];
+    const aFirst = arena.load[a] > arena.load[b] || (arena.load[a] === arena.load[b] && rand() % 2 === 0);
+    [pairs[i], pairs[i + 1]] = aFirst ? [a, b] : [b, a];
+  }
+  return pairs;
+}
+
+type PairCostKind = 'runs' | 'small' | 'past2^32' | 'near2^52';
+
+/**
+ * Random groups: sizes with many 0s and 1s (or q / q + 1 under equal counts), costs per kind
+ * ("runs": few distinct values; "past2^32": up to 2^34, so loads and doubled costs cross word
+ * boundaries; "near2^52": most groups hold one cost within 2^40 of 2^52, loads near 2^53), and
+ * some groups copied from the previous one (equal loads) or copied with one cost + 1 (g = 1).
+ */
+function randomGroups(R: number, maxSize: number, kind: PairCostKind, fullTokens: boolean, q: number, rand: () => number): Member[][] {
+  const tokOf = () => (fullTokens ? rand() : rand() % 8 === 0 ? 0 : rand() % 4000);
+  const small = (): number => {
+    switch (kind) {
+      case 'runs': return (rand() % 6) * 7 + (rand() % 4 === 0 ? 1 : 0);
+      case 'small': return rand() % 1000;
+      case 'past2^32': return rand() % 4 === 0 ? 2 ** 32 - 2 + (rand() % 5) : (rand() % 4) * 2 ** 32 + rand();
+      case 'near2^52': return rand() % 2 ** 20;
+    }
+  };
+  const groups: Member[][] = [];
+  for (let g = 0; g < R; g++) {
+    const prev = groups[g - 1];
+    const copy = rand() % 10;
+    if (prev && copy === 0) { groups.push(prev.map((m) => ({ ...m }))); continue; }
+    if (prev && prev.length > 0 && copy === 1) {
+      const next = prev.map((m) => ({ ...m }));
+      next[rand() % next.length].cost += 1;
+      groups.push(next);
+      continue;
+    }
+    const r = rand() % 10;
+    const n = q >= 0 && r < 8 ? q + (rand() % 2) : r === 0 ? 0 : r === 1 ? 1 : 2 + (rand() % Math.max(1, maxSize - 1));
+    const members: Member[] = [];
+    let last = small();
+    for (let i = 0; i < n; i++) {
+      // Equal runs: repeat the last cost a third of the time.
+      const cost = rand() % 3 === 0 ? last : small();
+      members.push({ cost, tok: tokOf() });
+      last = cost;
+    }
+    if (kind === 'near2^52' && n > 0 && rand() % 4 !== 0) members[rand() % n].cost = 2 ** 52 - 2 ** 40 + (rand() % 2 ** 9) * 2 ** 32 + rand();
+    groups.push(members);
+  }
+  return groups;
+}
+
+/** A cap: none, loose, or around the token sums so that the checks bind (sometimes fractional). */
+function randomCap(groups: Member[][], mode: 'none' | 'loose' | 'tight', rand: () => number): number {
+  if (mode === 'none') return Infinity;
+  const sums = groups.map((m) => m.reduce((s, x) => s + x.tok, 0)).sort((a, b) => a - b);
+  const max = sums[sums.length - 1] ?? 0;
+  if (mode === 'loose') return 2 * max + 2 ** 32;
+  const around = sums[Math.floor(sums.length * (0.5 + (rand() % 50) / 100))] ?? 0;
+  return Math.floor(around * (1 + (rand() % 20) / 100)) + (rand() % 4 === 0 ? 0.5 : 0);
+}
+
+describe('pair steps (pairSteps) equal pairStepsCpu', () => {
+  const kinds: PairCostKind[] = ['runs', 'small', 'past2^32', 'near2^52'];
+  const caps = ['none', 'loose', 'tight'] as const;
+
+  it(`random arenas: ${kinds.join(', ')} costs; no / loose / tight caps; free and equal counts`, async () => {
+    const seen = { move: 0, swap: 0, none: 0, capBinds: 0, quotaBinds: 0, pairs: 0 };
+    for (const kind of kinds) {
+      for (const capMode of caps) {
+        for (const equal of [false, true]) {
+          for (let rep = 0; rep < 3; rep++) {
+            const label = `pairs ${kind} ${capMode} ${equal} ${rep}`;
+            const rand = rngFor(label);
+            const R = 2 + (rand() % 300);
+            const q = equal ? rand() % 5 : -1;
+            const groups = randomGroups(R, [3, 12, 80][rep], kind, rep === 2, q, rand);
+            const arena = buildArena(groups, randomCap(groups, capMode, rand), q, rand);
+            const pairs = randomPairs(arena, rand);
+            const want = pairStepsCpu(arena, pairs);
+            expectSame(await gpu.pairSteps(arena, pairs), want, label);
+            for (let i = 0; i < want.length; i += 2) seen[want[i] < 0 ? 'none' : want[i + 1] < 0 ? 'move' : 'swap']++;
+            seen.pairs += want.length / 2;
+            // How often the cap and the count rule decide a step (to know the cases test them).
+            const free = pairStepsCpu({ ...arena, cap: Infinity, q: -1 }, pairs);
+            const noCap = pairStepsCpu({ ...arena, cap: Infinity }, pairs);
+            for (let i = 0; i < want.length; i++) {
+              if (noCap[i] !== want[i]) { seen.capBinds++; break; }
+            }
+            for (let i = 0; i < want.length; i++) {
+              if (free[i] !== noCap[i]) { seen.quotaBinds++; break; }
+            }
+          }
+        }
+      }
+    }
+    console.log(`gpu-kernels: pair steps over ${seen.pairs} pairs: ${seen.move} moves, ${seen.swap} swaps, ${seen.none} none; cap decided ${seen.capBinds}, counts ${seen.quotaBinds} cases`);
+    expect(seen.move).toBeGreaterThan(0);
+    expect(seen.swap).toBeGreaterThan(0);
+    expect(seen.none).toBeGreaterThan(0);
+    expect(seen.capBinds).toBeGreaterThan(0);
+    expect(seen.quotaBinds).toBeGreaterThan(0);
+  });
+
+  it('caps at the edges: 0, negative, fractional, 2^53 and NaN', async () => {
+    const rand = rngFor('pairs cap edges');
+    const groups = randomGroups(200, 20, 'small', false, -1, rand);
+    for (const cap of [0, -1, -0.5, 1.5, 3999.5, 2 ** 53, 2 ** 60, NaN]) {
+      const arena = buildArena(groups, cap, -1, rand);
+      const pairs = randomPairs(arena, rand);
+      expectSame(await gpu.pairSteps(arena, pairs), pairStepsCpu(arena, pairs), `pairs cap ${cap}`);
+    }
+  });
+
+  it('zero pairs, pairs without a possible step (g < 2, empty h), contiguous blocks', async () => {
+    const rand = rngFor('pairs trivial');
+    const groups = randomGroups(50, 10, 'runs', false, -1, rand);
+    const arena = buildArena(groups, Infinity, -1, rand, false);
+    expect(await gpu.pairSteps(arena, new Int32Array(0))).toEqual(new Int32Array(0));
+    const equalLoads = Int32Array.from([0, 0, 1, 1, 2, 2]);
+    expectSame(await gpu.pairSteps(arena, equalLoads), new Int32Array(6).fill(-1), 'pairs g = 0');
+    const empty = buildArena([[], [{ cost: 5, tok: 1 }], [], []], Infinity, -1, rand);
+    const pairs = Int32Array.from([0, 2, 1, 3, 3, 0]);
+    expectSame(await gpu.pairSteps(empty, pairs), pairStepsCpu(empty, pairs), 'pairs with empty groups');
+    const all = randomPairs(arena, rand);
+    expectSame(await gpu.pairSteps(arena, all), pairStepsCpu(arena, all), 'pairs contiguous blocks');
+  });
+
+  it('one pair with a 1,000,000-member h block (random, and with the only steps near its end)', async () => {
+    const rand = rngFor('pairs 1M');
+    const n = 1_000_000;
+    // Random: costs with runs, l a tenth of h.
+    const h: Member[] = Array.from({ length: n }, () => ({ cost: rand() % 5_000_000, tok: rand() % 100 }));
+    const l: Member[] = Array.from({ length: n / 10 }, () => ({ cost: rand() % 5_000_000, tok: rand() % 100 }));
+    const random = buildArena([h, l], Infinity, -1, rand);
+    const pair = Int32Array.from([0, 1]);
+    expectSame(await gpu.pairSteps(random, pair), pairStepsCpu(random, pair), 'pairs 1M random');
+    // Crafted: h costs are multiples of 100 (with runs), l's are 50 off them, so no difference is
+    // below g = 11 except for h's last members, which are 3 off; two of them tie (the first wins).
+    const h2: Member[] = Array.from({ length: n }, (_, i) => ({ cost: 100 * (1 + Math.floor(i / 3)), tok: 0 }));
+    h2[n - 500] = { cost: 100 * n + 3, tok: 0 };
+    h2[n - 2] = { cost: 100 * n + 203, tok: 0 };
+    h2[n - 1] = { cost: 100 * n + 403, tok: 0 };
+    const l2: Member[] = Array.from({ length: 1000 }, (_, i) => ({ cost: 100 * (n + i) + 50, tok: 0 }));
+    l2.push({ cost: 100 * n, tok: 0 }, { cost: 100 * n + 200, tok: 0 });
+    const crafted = buildArena([h2, l2], Infinity, -1, rand);
+    // Loads as the planner would have them, then g = 11 by construction.
+    crafted.load[1] = crafted.load[0] - 11;
+    const want = pairStepsCpu(crafted, pair);
+    expect(want[0]).toBeGreaterThan(n - 600);
+    expectSame(await gpu.pairSteps(crafted, pair), want, 'pairs 1M crafted');
+  });
+
+  it('70,000 pairs (more than 65,535 workgroups)', async () => {
+    const rand = rngFor('pairs many');
+    const groups = randomGroups(140_000, 4, 'small', false, -1, rand);
+    const arena = buildArena(groups, Infinity, -1, rand);
+    const pairs = randomPairs(arena, rand);
+    expectSame(await gpu.pairSteps(arena, pairs), pairStepsCpu(arena, pairs), 'pairs 70,000');
+    expect((gpu as GpuAccelerator).lastCall!.submits).toBe(1);
+  });
+
+  it("mirrors the CPU's rounding of c_x - g/2 above 2^52 (arenas whose loads are not their sums)", async () => {
+    // h = {m + u}, l = {m, m + 1}, g = 2u - 1: the ideal partner m + 1/2 rounds to m when m is
+    // even (the CPU then never looks at m + 1, which ties with m) and to m + 1 when m is odd.
+    const rand = rngFor('pairs rounding');
+    const groups: Member[][] = [];
+    const loads: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const m = 2 ** 52 + 2 * (rand() % 2 ** 20) + (i % 2), u = 2 + (rand() % 1000);
+      groups.push([{ cost: m + u, tok: 0 }], [{ cost: m, tok: 0 }, { cost: m + 1, tok: 0 }]);
+      loads.push(2 ** 52 + 2 ** 51, 2 ** 52 + 2 ** 51 - (2 * u - 1));
+    }
+    const arena = buildArena(groups, Infinity, -1, rand);
+    arena.load.set(loads);
+    const pairs = Int32Array.from({ length: groups.length }, (_, i) => i);
+    const want = pairStepsCpu(arena, pairs);
+    expectSame(await gpu.pairSteps(arena, pairs), want, 'pairs rounding');
+    expect(new Set(Array.from({ length: 200 }, (_, i) => want[2 * i + 1]))).toEqual(new Set([0, 1]));
+  });
+
+  it('rejects pairs and blocks outside the arena', async () => {
+    const arena = buildArena([[{ cost: 5, tok: 1 }], [{ cost: 1, tok: 1 }]], Infinity, -1, rngFor('pairs bad'));
+    await expect(gpu.pairSteps(arena, Int32Array.from([0, 2]))).rejects.toThrow(RangeError);
+    await expect(gpu.pairSteps({ ...arena, used: arena.off[0] }, Int32Array.from([0, 1]))).rejects.toThrow(RangeError);
   });
 });

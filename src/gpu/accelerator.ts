@@ -6,13 +6,13 @@
 // pooled across calls; a call encodes one compute pass, submits once and maps one read-back
 // buffer (the cut walk repeats that only while some target is unfinished). Calls are serialised.
 
-import type { Accelerator, CutResult } from '../accel.js';
+import type { Accelerator, CutResult, PairArena } from '../accel.js';
 import { pairStepsCpu } from '../partition/pairstep.js';
 import { BufferPool, Call, fromWordPairs } from './buffers.js';
 import { acquireDevice } from './device.js';
 import {
   activeDigitShifts, CONVERT_F64_IN, CONVERT_F64_OUT, createKernels, CUT_ENTRY_BYTES, cutBindGroup, cutChunkTargets, encodeCutRounds,
-  encodeCutsParallel, encodeF64ToU64, encodeScan, encodeSortDesc, Kernels,
+  encodeCutsParallel, encodeF64ToU64, encodePairSteps, encodeScan, encodeSortDesc, Kernels, packPairSteps, PAIR_INFO_BYTES,
 } from './kernels.js';
 
 export { GpuUnavailableError } from './device.js';
@@ -312,6 +312,39 @@ async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Ar
 }
 
 /**
+ * The pair-step kernel (pair_steps.wgsl): one submit, one read back of 2 i32 per pair. The host
+ * packs the pairs (packPairSteps); the costs go up as doubles and are converted in place. Only
+ * the arena's `used` prefix is uploaded. An arena or pair table too large for one storage binding
+ * (over 2^24 members on llvmpipe's 128 MiB) runs pairStepsCpu instead: the same result.
+ */
+async function pairStepsGpu(ctx: Context, arena: PairArena, pairs: Int32Array): Promise<Int32Array> {
+  const P = pairs.length >> 1;
+  const job = packPairSteps(arena, pairs);
+  if (job.numChunks === 0) return new Int32Array(2 * P).fill(-1);
+  const { k } = ctx;
+  const used = arena.used;
+  const limit = Math.min(k.device.limits.maxStorageBufferBindingSize, k.device.limits.maxBufferSize);
+  if (used * 8 > limit || P * PAIR_INFO_BYTES > limit || job.numChunks * 16 > limit) return pairStepsCpu(arena, pairs);
+  const run = new Run(ctx);
+  const encoder = k.device.createCommandEncoder();
+  const buffers = {
+    mc: run.call.upload('pair mc', arena.mc.subarray(0, used)),
+    mt: run.call.upload('pair mt', arena.mt.subarray(0, used)),
+    info: run.call.upload('pair info', job.info),
+    chunks: run.call.upload('pair chunks', job.chunks),
+    best: run.call.storage('pair best', job.numChunks * 16),
+    steps: run.call.storage('pair steps', P * 8),
+  };
+  const pass = run.beginPass(encoder);
+  encodeF64ToU64(k, pass, run.call, buffers.mc, used);
+  encodePairSteps(k, pass, run.call, job, P, used, buffers);
+  pass.end();
+  const out = new Int32Array(await run.submitAndRead(encoder, buffers.steps, P * 8));
+  run.finish();
+  return out;
+}
+
+/**
  * A WebGPU accelerator on the default adapter, else the OpenGL ES compatibility adapter.
  * Device, pipelines and buffers are created once here and reused by every call (buffers grow
  * to the largest call so far); call destroy() when done. With `timestamps`, compute passes are
@@ -348,8 +381,7 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
     sortDesc: (keys) => serial(() => sortDescGpu(ctx, keys)),
     prefixSum: (values) => serial(() => prefixSumGpu(ctx, values)),
     cutCounts: (costs, prefix, targets, mode) => serial(() => cutCountsGpu(ctx, costs, prefix, targets, mode)),
-    // The pair-step kernel is not wired yet: the CPU reference (same result) meanwhile.
-    pairSteps: async (arena, pairs) => pairStepsCpu(arena, pairs),
+    pairSteps: (arena, pairs) => serial(() => pairStepsGpu(ctx, arena, pairs)),
     destroy: () => {
       ctx.pool.destroy();
       ctx.query?.destroy();

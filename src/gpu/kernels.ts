@@ -1,6 +1,7 @@
 // Compiled pipelines for every kernel, created once per device, and the host code that
 // encodes each kernel family into a compute pass (no submits here: callers batch them).
 
+import type { PairArena } from '../partition/pairstep.js';
 import { bindGroup, Call, dispatch, type UniformSlot } from './buffers.js';
 import { compileShader, createPipeline } from './device.js';
 import { shaderSource } from './shaders.js';
@@ -27,6 +28,8 @@ export interface Kernels {
   nextPadded: GPUComputePipeline;
   cutJump: GPUComputePipeline;
   cutCollect: GPUComputePipeline;
+  pairEvaluate: GPUComputePipeline;
+  pairSelect: GPUComputePipeline;
   /** Largest buffer (bytes) one chunk of the parallel cut path may bind (see cutChunkTargets). */
   cutChunkBytes: number;
 }
@@ -50,8 +53,8 @@ export const CUT_ENTRY_BYTES = 16;
 
 export async function createKernels(device: GPUDevice, software: boolean): Promise<Kernels> {
   const load = (file: string) => compileShader(device, file, shaderSource(file));
-  const [scan, sort, cuts, par] = await Promise.all([load('scan.wgsl'), load('radix_sort.wgsl'), load('cuts.wgsl'), load('cuts_parallel.wgsl')]);
-  const [reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded, nextSum, nextPadded, cutJump, cutCollect] = await Promise.all([
+  const [scan, sort, cuts, par, pair] = await Promise.all([load('scan.wgsl'), load('radix_sort.wgsl'), load('cuts.wgsl'), load('cuts_parallel.wgsl'), load('pair_steps.wgsl')]);
+  const [reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter, cutSum, cutPadded, nextSum, nextPadded, cutJump, cutCollect, pairEvaluate, pairSelect] = await Promise.all([
     createPipeline(device, 'scan.wgsl', scan, 'reduce_u32'),
     createPipeline(device, 'scan.wgsl', scan, 'scan_u32'),
     createPipeline(device, 'scan.wgsl', scan, 'reduce_u64'),
@@ -65,11 +68,13 @@ export async function createKernels(device: GPUDevice, software: boolean): Promi
     createPipeline(device, 'cuts_parallel.wgsl', par, 'next_padded'),
     createPipeline(device, 'cuts_parallel.wgsl', par, 'jump'),
     createPipeline(device, 'cuts_parallel.wgsl', par, 'collect'),
+    createPipeline(device, 'pair_steps.wgsl', pair, 'evaluate'),
+    createPipeline(device, 'pair_steps.wgsl', pair, 'select_step'),
   ]);
   const cutChunkBytes = Math.min(MAX_CUT_CHUNK_BYTES, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   return {
     device, cutBudget: cutBudgetFor(software), reduceU32, scanU32, reduceU64, scanU64, f64ToU64, sortHistogram, sortScatter,
-    cutSum, cutPadded, nextSum, nextPadded, cutJump, cutCollect, cutChunkBytes,
+    cutSum, cutPadded, nextSum, nextPadded, cutJump, cutCollect, pairEvaluate, pairSelect, cutChunkBytes,
   };
 }
 
@@ -103,7 +108,9 @@ export function encodeScan(k: Kernels, pass: GPUComputePassEncoder, call: Call, 
 export function encodeF64ToU64(k: Kernels, pass: GPUComputePassEncoder, call: Call, data: GPUBuffer, count: number): void {
   if (count === 0) return;
   const params = call.uniform([count, 0, 0]);
-  dispatch(pass, k.f64ToU64, bindGroup(k.device, k.f64ToU64, { 0: params, 3: data }), Math.ceil(count / SCAN_TILE));
+  // Bound with an explicit size: a pooled buffer may be larger than the binding limit.
+  const range = { buffer: data, offset: 0, size: count * 8 };
+  dispatch(pass, k.f64ToU64, bindGroup(k.device, k.f64ToU64, { 0: params, 3: range }), Math.ceil(count / SCAN_TILE));
 }
 
 /** 8-bit digit shifts where the inverted keys differ (a constant digit leaves the order as is). */
@@ -190,4 +197,102 @@ export function encodeCutsParallel(
   for (let r = 0; r < rounds; r++) dispatch(pass, k.cutJump, r % 2 === 0 ? aToB : bToA, workgroups);
   const last = rounds % 2 === 0 ? a : b;
   dispatch(pass, k.cutCollect, bindGroup(k.device, k.cutCollect, { 0: params, 4: last, 6: results }), Math.ceil(chunkTargets / CUT_WORKGROUP));
+}
+
+/** Positions of h's block per workgroup of pair_steps.wgsl's evaluate pass (WG 64 x ITEMS 16). */
+export const PAIR_CHUNK = 1024;
+export const PAIR_WORKGROUP = 64;
+/** Bytes per pair of the packed pair table (pair_steps.wgsl's PairInfo: 16 u32). */
+export const PAIR_INFO_BYTES = 64;
+
+const TWO_32 = 4294967296;
+const TWO_53 = 9007199254740992;
+
+/** What pair_steps.wgsl reads besides the arena's members: see packPairSteps. */
+export interface PairStepsJob {
+  /** PairInfo per pair: (off h, size h, off l, size l), L_h, L_l, t_h, t_l as word pairs, (first chunk, chunks, moves allowed, 0). */
+  info: Uint32Array;
+  /** (pair, first position in h) per chunk of PAIR_CHUNK positions, pairs in order. */
+  chunks: Uint32Array;
+  numChunks: number;
+  /** Whether the token cap can bind, and its floor as (lo, hi) words. */
+  hasCap: boolean;
+  capLo: number;
+  capHi: number;
+}
+
+/**
+ * Host half of the pair-step kernel: checks the pairs against the arena and packs, per pair, what
+ * the shader needs (blocks, loads and token sums as exact word pairs, whether moves are allowed
+ * under equal counts) and the chunks of h's block it evaluates. A pair gets no chunks, hence the
+ * step [-1, -1], exactly where pairStep finds none before looking at members: g = L_h - L_l < 2,
+ * an empty h, or a negative cap (no candidate can meet it: t_l + t_h <= 2 cap < 0 for a swap).
+ * A cap of 2^53 or more never binds (token sums stay below 2^53 - 2^32, so t_l + t_x < 2^53);
+ * a fractional cap binds like its floor (the sides are integers); NaN, like Infinity, never binds
+ * (every comparison with it is false on the CPU too).
+ */
+export function packPairSteps(a: PairArena, pairs: Int32Array): PairStepsJob {
+  const P = pairs.length >> 1;
+  const { off, size, load, tok, q, cap, used } = a;
+  const R = Math.min(off.length, size.length, load.length, tok.length);
+  if (!(used >= 0 && used <= a.mc.length && used <= a.mt.length && Number.isInteger(used))) {
+    throw new RangeError(`pairSteps: arena.used is ${used}, expected an integer in [0, ${Math.min(a.mc.length, a.mt.length)}]`);
+  }
+  const noStep = cap < 0;
+  const hasCap = cap < TWO_53;
+  const capFloor = hasCap && !noStep ? Math.floor(cap) : 0;
+  const info = new Uint32Array((PAIR_INFO_BYTES / 4) * P);
+  let numChunks = 0;
+  for (let i = 0; i < P; i++) {
+    const h = pairs[2 * i], l = pairs[2 * i + 1];
+    if (!(h >= 0 && h < R && l >= 0 && l < R)) throw new RangeError(`pairSteps: pair ${i} is (${h}, ${l}), expected groups in [0, ${R})`);
+    const ho = off[h], hn = size[h], lo = off[l], ln = size[l];
+    if (!(ho >= 0 && hn >= 0 && ho + hn <= used && lo >= 0 && ln >= 0 && lo + ln <= used)) {
+      throw new RangeError(`pairSteps: pair ${i}: a block lies outside the arena's used prefix [0, ${used}) (h ${h}: [${ho}, ${ho + hn}), l ${l}: [${lo}, ${lo + ln}))`);
+    }
+    const Lh = load[h], Ll = load[l];
+    const count = noStep || Lh - Ll < 2 || hn === 0 ? 0 : Math.ceil(hn / PAIR_CHUNK);
+    const at = 16 * i;
+    info[at] = ho; info[at + 1] = hn; info[at + 2] = lo; info[at + 3] = ln;
+    putWords(info, at + 4, Lh); putWords(info, at + 6, Ll);
+    putWords(info, at + 8, tok[h]); putWords(info, at + 10, tok[l]);
+    info[at + 12] = numChunks; info[at + 13] = count;
+    info[at + 14] = q < 0 || (hn === q + 1 && ln === q) ? 1 : 0;
+    numChunks += count;
+  }
+  const chunks = new Uint32Array(2 * numChunks);
+  for (let i = 0, c = 0; i < P; i++) {
+    const count = info[16 * i + 13];
+    for (let j = 0; j < count; j++, c++) { chunks[2 * c] = i; chunks[2 * c + 1] = j * PAIR_CHUNK; }
+  }
+  return { info, chunks, numChunks, hasCap: hasCap && !noStep, capLo: capFloor % TWO_32, capHi: Math.floor(capFloor / TWO_32) };
+}
+
+/** A non-negative integer < 2^53 as (lo, hi) words at words[at], words[at + 1]. */
+function putWords(words: Uint32Array, at: number, v: number): void {
+  const hi = Math.floor(v / TWO_32);
+  words[at] = v - hi * TWO_32;
+  words[at + 1] = hi;
+}
+
+/**
+ * The pair-step kernel (pair_steps.wgsl): evaluate every chunk of `job`, then select each pair's
+ * step into `steps` (numPairs (i32, i32) entries). `mc` holds the arena's `used` costs as word
+ * pairs (converted already), `mt` its tokens; `info`, `chunks` the uploaded job; `best` has
+ * room for numChunks 16-byte records. Needs job.numChunks >= 1; uses one uniform slot.
+ */
+export function encodePairSteps(
+  k: Kernels, pass: GPUComputePassEncoder, call: Call, job: PairStepsJob, numPairs: number, used: number,
+  buffers: { mc: GPUBuffer; mt: GPUBuffer; info: GPUBuffer; chunks: GPUBuffer; best: GPUBuffer; steps: GPUBuffer },
+): void {
+  const params = call.uniform([job.numChunks, numPairs, job.hasCap ? 1 : 0, job.capLo, job.capHi]);
+  // Bound with explicit sizes: pooled buffers may be larger than the binding limit.
+  const range = (buffer: GPUBuffer, size: number) => ({ buffer, offset: 0, size });
+  const info = range(buffers.info, numPairs * PAIR_INFO_BYTES);
+  const best = range(buffers.best, job.numChunks * 16);
+  dispatch(pass, k.pairEvaluate, bindGroup(k.device, k.pairEvaluate, {
+    0: params, 1: range(buffers.mc, used * 8), 2: range(buffers.mt, used * 4), 3: info, 4: range(buffers.chunks, job.numChunks * 8), 5: best,
+  }), job.numChunks);
+  dispatch(pass, k.pairSelect, bindGroup(k.device, k.pairSelect, { 0: params, 3: info, 5: best, 6: range(buffers.steps, numPairs * 8) }),
+    Math.ceil(numPairs / PAIR_WORKGROUP));
 }

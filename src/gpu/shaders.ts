@@ -11,7 +11,7 @@ declare global {
   var __POSTBALANCE_SHADERS__: Record<string, string> | undefined;
 }
 
-export const SHADER_FILES = ['radix_sort.wgsl', 'scan.wgsl', 'cuts.wgsl', 'cuts_parallel.wgsl'] as const;
+export const SHADER_FILES = ['radix_sort.wgsl', 'scan.wgsl', 'cuts.wgsl', 'cuts_parallel.wgsl', 'pair_steps.wgsl'] as const;
 export type ShaderFile = (typeof SHADER_FILES)[number];
 
 /**
