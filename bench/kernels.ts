@@ -223,7 +223,7 @@ function format(rows: Row[], adapter: string, options: Options): string {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const gpu = await createGpuAccelerator({ verbose: options.verbose, timestamps: options.timestamps });
+  const gpu = await createGpuAccelerator({ verbose: options.verbose, timestamps: options.timestamps, pairPath: 'gpu' }); // the kernel, whatever auto would pick
   const cutGpus: CutAccelerators = { auto: gpu };
   try {
     for (const path of ['serial', 'parallel'] as const) {

@@ -50,7 +50,7 @@ let gpu: Accelerator;
 
 beforeAll(async () => {
   // Deliberately not caught: a machine without an adapter fails this whole file loudly.
-  gpu = await createGpuAccelerator();
+  gpu = await createGpuAccelerator({ pairPath: 'gpu' }); // pair steps on the kernel even on llvmpipe
   console.log(`gpu-kernels: adapter ${gpu.adapter}`);
 });
 
@@ -575,6 +575,26 @@ describe('pair steps (pairSteps) equal pairStepsCpu', () => {
     const want = pairStepsCpu(arena, pairs);
     expectSame(await gpu.pairSteps(arena, pairs), want, 'pairs rounding');
     expect(new Set(Array.from({ length: 200 }, (_, i) => want[2 * i + 1]))).toEqual(new Set([0, 1]));
+  });
+
+  it('runs on the kernel when forced, and auto keeps software adapters on the host (same result)', async () => {
+    const rand = rngFor('pairs routing');
+    const groups = Array.from({ length: 6 }, (_, g) => Array.from({ length: 3 + g }, () => ({ cost: 1 + Math.floor(rand() * 100), tok: 1 })));
+    const arena = buildArena(groups, Infinity, -1, rand);
+    const byLoad = Array.from({ length: 6 }, (_, g) => g).sort((a, b) => arena.load[a] - arena.load[b] || a - b);
+    const pairs = Int32Array.from([byLoad[5], byLoad[0], byLoad[4], byLoad[1], byLoad[3], byLoad[2]]);
+    const want = pairStepsCpu(arena, pairs);
+    expectSame(await gpu.pairSteps(arena, pairs), want, 'pairs forced');
+    expect((gpu as GpuAccelerator).lastCall?.pairPath).toBe('gpu');
+    const auto = await createGpuAccelerator();
+    try {
+      expect(auto.pairPath).toBe('auto');
+      expectSame(await auto.pairSteps(arena, pairs), want, 'pairs auto');
+      expect(auto.lastCall?.pairPath).toBe(arena.used >= auto.pairStepsMinItems ? 'gpu' : 'cpu');
+      if (gpu.adapter.toLowerCase().includes('llvmpipe')) expect(auto.pairStepsMinItems).toBe(Infinity);
+    } finally {
+      auto.destroy();
+    }
   });
 
   it('rejects pairs and blocks outside the arena', async () => {

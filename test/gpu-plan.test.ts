@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuAccelerator, type Accelerator } from '../src/accel.js';
 import { getAccelerator } from '../src/backend.js';
+import { createGpuAccelerator } from '../src/gpu/accelerator.js';
 import { plan } from '../src/index.js';
 import type { Algorithm } from '../src/types.js';
 import { generateWorkload } from '../src/workload.js';
@@ -56,15 +57,29 @@ describe('GPU plan = CPU plan', () => {
     }
   });
 
-  it('on a phase large enough for balance rounds (pair steps scored on the GPU)', async () => {
+  it('on a phase large enough for balance rounds (pair steps scored by the kernel)', async () => {
     const { config, examples } = generateWorkload({ ranks: 64, examples: 20000, seed: 7 });
     for (const ph of config.phases) delete ph.maxTokensPerRank;
-    let calls = 0;
-    const counted: Accelerator = { ...gpu, pairSteps: (a, p) => { calls++; return gpu.pairSteps(a, p); } };
-    const c = phasesJson(await plan(examples, config, { algorithm: 'best' }, cpuAccelerator));
-    const g = phasesJson(await plan(examples, config, { algorithm: 'best' }, counted));
-    expect(calls).toBeGreaterThan(0);
-    expect(g).toBe(c);
+    // Forced onto the kernel: `auto` keeps pair steps on the host on software adapters.
+    const forced = await createGpuAccelerator({ pairPath: 'gpu' });
+    try {
+      let onKernel = 0;
+      const counted: Accelerator = {
+        ...forced,
+        pairSteps: async (a, p) => {
+          const out = await forced.pairSteps(a, p);
+          if (forced.lastCall?.pairPath === 'gpu') onKernel++;
+          return out;
+        },
+      };
+      const c = phasesJson(await plan(examples, config, { algorithm: 'best' }, cpuAccelerator));
+      const g = phasesJson(await plan(examples, config, { algorithm: 'best' }, counted));
+      expect(onKernel).toBeGreaterThan(0);
+      expect(g).toBe(c);
+      expect(phasesJson(await plan(examples, config, { algorithm: 'best' }, gpu))).toBe(c); // auto
+    } finally {
+      forced.destroy();
+    }
   });
 
   it('reports the backend and adapter in stats', async () => {

@@ -30,7 +30,15 @@ export interface GpuCallProfile {
   submits: number;
   /** For cutCounts: which path ran (see CutPath); null for the other calls. */
   cutPath: 'serial' | 'parallel' | null;
+  /** For pairSteps: where it ran (see PairPath); null for the other calls. */
+  pairPath: 'gpu' | 'cpu' | null;
 }
+
+/**
+ * Where pairSteps runs: "gpu" (pair_steps.wgsl), "cpu" (pairStepsCpu on the host: the same
+ * result), or "auto": see pairStepsMinItems.
+ */
+export type PairPath = 'auto' | 'gpu' | 'cpu';
 
 /**
  * How cutCounts runs: "serial" walks each target's cuts in one thread (cuts.wgsl), "parallel"
@@ -46,6 +54,9 @@ export interface GpuAccelerator extends Accelerator {
   /** How cutCounts chooses its path, and from how many items "auto" runs the parallel one. */
   readonly cutPath: CutPath;
   readonly parallelCutMinItems: number;
+  /** How pairSteps chooses where to run, and from how many arena entries "auto" uses the GPU. */
+  readonly pairPath: PairPath;
+  readonly pairStepsMinItems: number;
   /** Profile of the last call that ran kernels (null before the first). */
   readonly lastCall: GpuCallProfile | null;
 }
@@ -63,13 +74,14 @@ interface Context {
   query: GPUQuerySet | null;
   profile: GpuCallProfile | null;
   cutPath: CutPath;
+  pairPath: PairPath;
   software: boolean;
 }
 
 /** A call in progress: its host-clock phases and the GPU time of its passes. */
 class Run {
   readonly call: Call;
-  readonly profile: GpuCallProfile = { hostMs: 0, waitMs: 0, readMs: 0, kernelMs: null, submits: 0, cutPath: null };
+  readonly profile: GpuCallProfile = { hostMs: 0, waitMs: 0, readMs: 0, kernelMs: null, submits: 0, cutPath: null, pairPath: null };
   private mark = performance.now();
 
   constructor(private readonly ctx: Context) {
@@ -312,12 +324,34 @@ async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Ar
 }
 
 /**
+ * From how many arena entries `auto` scores a balance round's pairs on the GPU. A round uploads
+ * the arena (12 bytes an entry) and reads back 8 bytes a pair, and the host applies the steps
+ * either way, so the kernel pays off only when the search outweighs the transfer.
+ * - Software adapters: never. On llvmpipe (2 cores) the kernel took 6–12 ms at 100k entries and
+ *   38–65 ms at 1M against 0.8–1.3 and 8.7–14.5 ms for pairStepsCpu (bench/kernels.ts).
+ * - Hardware: from 262,144 entries. Not measured on a hardware GPU yet (no device was lent when
+ *   this landed): an estimate from the H200's measured per-call cost of the sort and scan
+ *   (about 4 ms of upload, latency and read-back at 1M items, under 0.5 ms of kernel) against
+ *   the CPU reference's ~10 ms a round at 1M; rerun bench/kernels.ts there and adjust.
+ */
+export function pairStepsMinItems(software: boolean): number {
+  return software ? Infinity : 262_144;
+}
+
+/**
  * The pair-step kernel (pair_steps.wgsl): one submit, one read back of 2 i32 per pair. The host
  * packs the pairs (packPairSteps); the costs go up as doubles and are converted in place. Only
  * the arena's `used` prefix is uploaded. An arena or pair table too large for one storage binding
  * (over 2^24 members on llvmpipe's 128 MiB) runs pairStepsCpu instead: the same result.
  */
 async function pairStepsGpu(ctx: Context, arena: PairArena, pairs: Int32Array): Promise<Int32Array> {
+  const onGpu = ctx.pairPath === 'gpu' || (ctx.pairPath === 'auto' && arena.used >= pairStepsMinItems(ctx.software));
+  if (!onGpu) {
+    const t = performance.now();
+    const out = pairStepsCpu(arena, pairs);
+    ctx.profile = { hostMs: performance.now() - t, waitMs: 0, readMs: 0, kernelMs: null, submits: 0, cutPath: null, pairPath: 'cpu' };
+    return out;
+  }
   const P = pairs.length >> 1;
   const job = packPairSteps(arena, pairs);
   if (job.numChunks === 0) return new Int32Array(2 * P).fill(-1);
@@ -326,6 +360,7 @@ async function pairStepsGpu(ctx: Context, arena: PairArena, pairs: Int32Array): 
   const limit = Math.min(k.device.limits.maxStorageBufferBindingSize, k.device.limits.maxBufferSize);
   if (used * 8 > limit || P * PAIR_INFO_BYTES > limit || job.numChunks * 16 > limit) return pairStepsCpu(arena, pairs);
   const run = new Run(ctx);
+  run.profile.pairPath = 'gpu';
   const encoder = k.device.createCommandEncoder();
   const buffers = {
     mc: run.call.upload('pair mc', arena.mc.subarray(0, used)),
@@ -350,16 +385,17 @@ async function pairStepsGpu(ctx: Context, arena: PairArena, pairs: Int32Array): 
  * to the largest call so far); call destroy() when done. With `timestamps`, compute passes are
  * timed with timestamp queries where the adapter has them (lastCall.kernelMs); the results are
  * the same either way. `cutPath` forces cutCounts' serial or parallel path (default "auto");
+ * `pairPath` forces pairSteps onto the GPU or the host (default "auto", see pairStepsMinItems);
  * `cutChunkBytes` lowers the parallel path's per-chunk buffer cap (tests use it to force many chunks). Throws GpuUnavailableError when no adapter or device can be had.
  */
-export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean; cutPath?: CutPath; cutChunkBytes?: number } = {}): Promise<GpuAccelerator> {
+export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean; cutPath?: CutPath; pairPath?: PairPath; cutChunkBytes?: number } = {}): Promise<GpuAccelerator> {
   const { device, adapterName, software, timestamps } = await acquireDevice(opts);
   let ctx: Context;
   try {
     const k = await createKernels(device, software);
     if (opts.cutChunkBytes !== undefined) k.cutChunkBytes = Math.min(k.cutChunkBytes, opts.cutChunkBytes);
     const query = timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : null;
-    ctx = { k, pool: new BufferPool(device), query, profile: null, cutPath: opts.cutPath ?? 'auto', software };
+    ctx = { k, pool: new BufferPool(device), query, profile: null, cutPath: opts.cutPath ?? 'auto', pairPath: opts.pairPath ?? 'auto', software };
   } catch (err) {
     device.destroy();
     throw err;
@@ -377,6 +413,8 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
     timestamps: ctx.query !== null,
     cutPath: ctx.cutPath,
     parallelCutMinItems: parallelCutMinItems(software),
+    pairPath: ctx.pairPath,
+    pairStepsMinItems: pairStepsMinItems(software),
     get lastCall() { return ctx.profile; },
     sortDesc: (keys) => serial(() => sortDescGpu(ctx, keys)),
     prefixSum: (values) => serial(() => prefixSumGpu(ctx, values)),
