@@ -39,8 +39,48 @@ function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
   }
 }
 
-export async function planBatch(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
+/** What a GPU accelerator reports about its last call (src/gpu/accelerator.ts). */
+interface CallProfile { hostMs: number; waitMs: number; readMs: number; kernelMs: number | null; pairPath?: 'gpu' | 'cpu' | null }
+
+/**
+ * The accelerator with every call timed into `t` (the breakdown in stats.stages): wall time per
+ * primitive, and for calls that ran kernels, the GPU accelerator's own split of them.
+ */
+function timedAccelerator(accel: Accelerator, t: Record<string, number>): Accelerator {
+  const profiled = accel as Accelerator & { lastCall?: CallProfile | null };
+  const time = async <R>(key: string, run: () => Promise<R>): Promise<R> => {
+    const before = profiled.lastCall;
+    const start = performance.now();
+    const out = await run();
+    t[key] += performance.now() - start;
+    // A new profile means this call ran kernels (calls answered on the host leave none, or
+    // say so).
+    const p = profiled.lastCall;
+    if (accel.backend === 'webgpu' && p && p !== before && p.pairPath !== 'cpu') {
+      t.upload += p.hostMs; t.gpu += p.waitMs; t.readback += p.readMs;
+      if (p.kernelMs !== null && t.kernel !== undefined) t.kernel += p.kernelMs;
+    }
+    return out;
+  };
+  return {
+    backend: accel.backend,
+    adapter: accel.adapter,
+    sortDesc: (keys) => time('sort', () => accel.sortDesc(keys)),
+    prefixSum: (values) => time('scan', () => accel.prefixSum(values)),
+    cutCounts: (costs, prefix, targets, mode) => time('candidates', () => accel.cutCounts(costs, prefix, targets, mode)),
+    pairSteps: (arena, pairs) => time('pairSteps', () => accel.pairSteps(arena, pairs)),
+    destroy: () => accel.destroy(),
+  };
+}
+
+export async function planBatch(batch: Batch, config: Config, options: PlanOptions = {}, accelIn: Accelerator = cpuAccelerator): Promise<Plan> {
   const t0 = performance.now();
+  const accelTimes: Record<string, number> = { sort: 0, scan: 0, candidates: 0, pairSteps: 0 };
+  if (accelIn.backend === 'webgpu') {
+    Object.assign(accelTimes, { upload: 0, gpu: 0, readback: 0 });
+    if ((accelIn as { timestamps?: boolean }).timestamps) accelTimes.kernel = 0;
+  }
+  const accel = timedAccelerator(accelIn, accelTimes);
   const algorithm = options.algorithm ?? 'best';
   if (!ALGORITHMS.includes(algorithm)) throw new InputError(`algorithm: must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`);
   const R = config.ranks;
@@ -116,9 +156,16 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
   const plan: Plan = {
     ranks: R,
     phases,
-    stats: { algorithm, backend: accel.backend, planMs: round3(performance.now() - t0), adapter: accel.adapter, stages: roundAll(stages) },
+    stats: { algorithm, backend: accel.backend, planMs: round3(performance.now() - t0), adapter: accel.adapter, stages: roundAll(stagesWithBreakdown(stages, accelTimes)) },
   };
   return plan;
+}
+
+/** The data-flow stages, then the accelerator's share of them (see PlanStats.stages). */
+function stagesWithBreakdown(stages: Record<string, number>, accel: Record<string, number>): Record<string, number> {
+  const { sort: _sortCalls, scan, candidates, pairSteps, ...gpu } = accel;
+  const hostPartition = Math.max(0, stages.partition - scan - candidates - pairSteps);
+  return { ...stages, scan, candidates, pairSteps, hostPartition, ...gpu };
 }
 
 /** rank[i] = rankOfGroup[group[i]] (its own small function: optimised early, not by OSR of planBatch). */

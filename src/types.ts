@@ -109,6 +109,14 @@ export interface PlanStats {
   backend: 'cpu' | 'webgpu';
   planMs: number;
   adapter?: string;
+  /**
+   * ms per stage of the data flow (items, sort, partition, placement, output: together planMs),
+   * then the accelerator's share of them: scan, candidates (cut evaluation) and pairSteps
+   * (balance rounds) inside partition, hostPartition = the rest of partition (LPT, KK, the
+   * sequential refinement); on the GPU backend, the calls that ran kernels split into upload
+   * (host work before the submit), gpu (submit until the results are mapped), readback, and
+   * kernel (GPU timestamps, where supported).
+   */
   stages?: Record<string, number>;
 }
 

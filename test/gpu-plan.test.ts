@@ -87,6 +87,13 @@ describe('GPU plan = CPU plan', () => {
     const p = await plan(examples, config, {}, gpu);
     expect(p.stats.backend).toBe('webgpu');
     expect(p.stats.adapter).toBe(gpu.adapter);
+    // The GPU calls' split: upload, wait for the GPU, read back (and kernel time with timestamps).
+    const st = p.stats.stages!;
+    expect(Object.keys(st).slice(0, 9)).toEqual(['items', 'sort', 'partition', 'placement', 'output', 'scan', 'candidates', 'pairSteps', 'hostPartition']);
+    expect(Object.keys(st)).toEqual(expect.arrayContaining(['upload', 'gpu', 'readback']));
+    // The kernel calls (sorts at least) took time, and within the stages that made them.
+    expect(st.upload + st.gpu + st.readback).toBeGreaterThan(0);
+    expect(st.upload + st.gpu + st.readback).toBeLessThanOrEqual(st.sort + st.partition + 0.01);
   });
 });
 
