@@ -6,6 +6,7 @@ import { InputError } from './errors.js';
 import { exchangeMatrix } from './exchange.js';
 import { buildPhaseItems } from './items.js';
 import { groupLoads, lowerBound, partition, type PartitionInput } from './partition/index.js';
+import { kkInBackground } from './partition/kk-background.js';
 import { placeGroups, placeNaive } from './placement.js';
 import { ALGORITHMS, type Batch, type Config, type PhaseItems, type PhasePlan, type Plan, type PlanOptions, type RankPlan } from './types.js';
 
@@ -92,45 +93,59 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
   for (const items of allItems) checkPhase(items, batch, R);
   lap('items');
 
-  const phaseRanks: Int32Array[] = [];
-  const partial: Omit<PhasePlan, 'ranks'>[] = [];
-  const loadsPerPhase: Float64Array[] = [];
+  // Every phase's costs and order first, so that KK for the large ones can start off the main
+  // thread (it is needed only later in `best`, after LPT and its refinement).
+  const prepared = [];
   for (const items of allItems) {
     const { phase } = items;
     const costs = quantiseCosts(items);
     // Costs are non-decreasing in length, so sorting by length descending (ties by index)
     // is sorting by cost descending: one u32 key, the GPU's radix sort.
     const order = await accel.sortDesc(items.tokens);
-    lap('sort');
     const inp: PartitionInput = {
       cost: costs.cost, tokens: items.tokens, order, groups: R,
       cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
     };
-    // The report uses the unquantised costs (see cost.ts); decisions use the integers.
-    const reportInp: PartitionInput = { ...inp, cost: costs.float };
-    const { group, algorithm: used } = await partition(inp, algorithm, items.sampledRank, costs.total, accel, phase.name);
-    lap('partition');
-    // The sampled layout's groups are its ranks; `naive` ignores where the data is.
-    const rankOfGroup = algorithm === 'none' || options.placement === 'naive'
-      ? placeNaive(R)
-      : placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode);
-    const rank = mapGroups(group, rankOfGroup);
-    const exchange = exchangeMatrix(items.sampledRank, rank, items.bytes, R, config.ranksPerNode);
-    lap('placement');
-    const loads = groupLoads(reportInp, rank);
-    let max = 0;
-    for (let r = 0; r < R; r++) if (tidy(loads[r]) > max) max = tidy(loads[r]);
-    phaseRanks.push(rank);
-    loadsPerPhase.push(loads);
-    partial.push({
-      name: phase.name,
-      lowerBound: tidy(lowerBound(reportInp, costs.floatTotal)),
-      maxCost: max,
-      meanCost: tidy(costs.floatTotal / R),
-      exchange,
-      algorithm: used,
-      items: group.length,
-    });
+    prepared.push({ items, costs, inp });
+  }
+  lap('sort');
+  const kkJobs = prepared.map(({ inp }) => (algorithm === 'best' ? kkInBackground(inp) : null));
+
+  const phaseRanks: Int32Array[] = [];
+  const partial: Omit<PhasePlan, 'ranks'>[] = [];
+  const loadsPerPhase: Float64Array[] = [];
+  try {
+    for (const [p, { items, costs, inp }] of prepared.entries()) {
+      const { phase } = items;
+      // The report uses the unquantised costs (see cost.ts); decisions use the integers.
+      const reportInp: PartitionInput = { ...inp, cost: costs.float };
+      const { group, algorithm: used } = await partition(inp, algorithm, items.sampledRank, costs.total, accel, phase.name, kkJobs[p]);
+      kkJobs[p]?.cancel();
+      lap('partition');
+      // The sampled layout's groups are its ranks; `naive` ignores where the data is.
+      const rankOfGroup = algorithm === 'none' || options.placement === 'naive'
+        ? placeNaive(R)
+        : placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode);
+      const rank = mapGroups(group, rankOfGroup);
+      const exchange = exchangeMatrix(items.sampledRank, rank, items.bytes, R, config.ranksPerNode);
+      lap('placement');
+      const loads = groupLoads(reportInp, rank);
+      let max = 0;
+      for (let r = 0; r < R; r++) if (tidy(loads[r]) > max) max = tidy(loads[r]);
+      phaseRanks.push(rank);
+      loadsPerPhase.push(loads);
+      partial.push({
+        name: phase.name,
+        lowerBound: tidy(lowerBound(reportInp, costs.floatTotal)),
+        maxCost: max,
+        meanCost: tidy(costs.floatTotal / R),
+        exchange,
+        algorithm: used,
+        items: group.length,
+      });
+    }
+  } finally {
+    for (const job of kkJobs) job?.cancel(); // not started yet, not needed any more (or an error)
   }
 
   // Encoder items are routed to the rank that holds their example in the target phase.

@@ -5,6 +5,7 @@ import { InputError } from '../errors.js';
 import type { Algorithm } from '../types.js';
 import { feasible, groupLoads, maxOf, type PartitionInput } from './common.js';
 import { kk } from './kk.js';
+import type { KkJob } from './kk-background.js';
 import { locality, rehome } from './locality.js';
 import { lpt, tokenFit } from './lpt.js';
 import { padded } from './padded.js';
@@ -69,11 +70,11 @@ function lptValid(inp: PartitionInput, phaseName: string): Int32Array {
  * `best`'s starting point: LPT; where greedy placement cannot meet a token cap, the other valid
  * groupings (KK, the contiguous cut, the sampled layout itself), whichever is lightest.
  */
-async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, sampledRank: Int32Array, phaseName: string): Promise<PartitionResult> {
+async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, sampledRank: Int32Array, phaseName: string, kkJob?: KkJob | null): Promise<PartitionResult> {
   const g = lptOrNull(inp);
   if (g) return { group: g, algorithm: 'lpt' };
   const options: PartitionResult[] = [];
-  const k = kkValid(inp);
+  const k = await kkValid(inp, kkJob);
   if (k) options.push({ group: k, algorithm: 'kk' });
   const pv = await paddedValid(inp, lb, accel);
   if (pv) options.push({ group: pv, algorithm: 'padded' });
@@ -114,9 +115,12 @@ async function paddedValid(inp: PartitionInput, lb: number, accel: Accelerator):
   return fixed && feasible(inp, fixed) ? fixed : null;
 }
 
-/** KK, then repaired to the constraints; null if it cannot be made valid. */
-function kkValid(inp: PartitionInput): Int32Array | null {
-  const g = kk(inp);
+/**
+ * KK (the background job's grouping when one was started for this phase), then repaired to the
+ * constraints; null if it cannot be made valid.
+ */
+async function kkValid(inp: PartitionInput, job?: KkJob | null): Promise<Int32Array | null> {
+  const g = job ? await job.group() : kk(inp);
   if (feasible(inp, g)) return g;
   const fixed = repair(inp, g);
   return fixed && feasible(inp, fixed) ? fixed : null;
@@ -129,6 +133,8 @@ export async function partition(
   total: number,
   accel: Accelerator,
   phaseName: string,
+  /** KK for this phase already started off the main thread (kkInBackground), if any. */
+  kkJob?: KkJob | null,
 ): Promise<PartitionResult> {
   const lb = lowerBound(inp, total);
   const target = Math.ceil(lb);
@@ -138,7 +144,7 @@ export async function partition(
     case 'lpt':
       return { group: lptValid(inp, phaseName), algorithm: 'lpt' };
     case 'kk': {
-      const g = kkValid(inp);
+      const g = await kkValid(inp, kkJob);
       if (!g) throw new InputError(`phase "${phaseName}": kk could not be made to respect the phase's constraints; try --algorithm best`);
       return { group: g, algorithm: 'kk' };
     }
@@ -148,7 +154,7 @@ export async function partition(
       return { group: g, algorithm: 'padded' };
     }
     case 'best':
-      return best(inp, target, lb, accel, phaseName, sampledRank);
+      return best(inp, target, lb, accel, phaseName, sampledRank, kkJob);
   }
 }
 
@@ -172,11 +178,11 @@ export const LOCALITY_RULE = 'contract' as 'winner' | 'contract';
  * candidate is already within min(raw LPT, raw KK, the quality bar), it is accepted whatever the
  * refined KK would score, so KK is not refined.
  */
-async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array): Promise<PartitionResult> {
+async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array, kkJob?: KkJob | null): Promise<PartitionResult> {
   const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
   const candidates: PartitionResult[] = [];
   const polish = async (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }, accel));
-  const start = await startValid(inp, lb, accel, sampledRank, phaseName);
+  const start = await startValid(inp, lb, accel, sampledRank, phaseName, kkJob);
   const first = start.group;
   const firstScore = score(first);
   const n = inp.order.length;
@@ -198,7 +204,10 @@ async function best(inp: PartitionInput, target: number, lb: number, accel: Acce
   candidates.push({ group: await polish(first), algorithm: inp.padding ? start.algorithm : `${start.algorithm}+refine` });
   const polishedScore = score(candidates[0].group);
   if (polishedScore > target || inp.padding) {
-    const k = kkValid(inp);
+    // The locality candidate is built whenever withLocality (here or at the end): first, so
+    // that a KK started in the background has longer to finish.
+    if (withLocality) await locCandidate();
+    const k = await kkValid(inp, kkJob);
     if (k) {
       kkScore = score(k);
       // Accepted below whatever the KK candidate refines to (the bar is ≥ this minimum).

@@ -1,0 +1,117 @@
+// Karmarkar–Karp off the main thread. `best` needs KK's grouping of a large phase only after
+// LPT and its refinement (to score it, and to refine it as a candidate), and KK is the largest
+// sequential cost of a large plan (about 40% at 1M items). Started on a worker thread as soon as
+// the phases' items are sorted, it runs while the main thread does LPT, refinement and the
+// locality candidate. The worker runs the same kk() on the same input, so the grouping is the
+// same; when the worker cannot be had (running from the TypeScript sources without a build, a
+// bundle without the worker file) or fails, kk() runs on the main thread instead.
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { PartitionInput } from './common.js';
+import { kk } from './kk.js';
+
+/** Phases with fewer items run KK on the main thread (the hand-off costs more than it saves). */
+export const KK_BACKGROUND_MIN_ITEMS = 50_000;
+
+/** KK's grouping of one phase, computing or computed off the main thread. */
+export interface KkJob {
+  /** The grouping kk(inp) returns. */
+  group(): Promise<Int32Array>;
+  /** Not needed after all: drop it if it has not started. */
+  cancel(): void;
+}
+
+interface Pending {
+  id: number;
+  inp: PartitionInput;
+  resolve: (g: Int32Array) => void;
+  result: Promise<Int32Array>;
+  cancelled: boolean;
+}
+
+let worker: Worker | null | undefined; // undefined: not tried yet; null: not available
+let running: Pending | null = null;
+const queue: Pending[] = [];
+let nextId = 0;
+
+/** The compiled worker: beside this module, or in dist/ when this module runs from src/. */
+function workerFile(): string | null {
+  const here = fileURLToPath(import.meta.url);
+  const sibling = join(dirname(here), 'kk-worker.js');
+  if (existsSync(sibling)) return sibling;
+  if (!here.endsWith('.ts')) return null;
+  for (let dir = dirname(here); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) {
+      const built = join(dir, 'dist', 'src', 'partition', 'kk-worker.js');
+      return existsSync(built) ? built : null;
+    }
+    if (dirname(dir) === dir) return null;
+  }
+}
+
+function startWorker(): Worker | null {
+  if (worker !== undefined) return worker;
+  const file = workerFile();
+  if (!file) return (worker = null);
+  try {
+    const w = new Worker(file);
+    w.unref(); // idle, it never keeps the process alive (ref'd while a job runs)
+    w.on('message', (m: { id: number; group: Int32Array }) => {
+      const done = running;
+      running = null;
+      if (done && done.id === m.id) done.resolve(m.group);
+      sendNext();
+    });
+    const fail = () => {
+      worker = null;
+      // Whatever was in flight or queued runs here instead.
+      const left = running ? [running, ...queue] : [...queue];
+      running = null;
+      queue.length = 0;
+      for (const p of left) if (!p.cancelled) p.resolve(kk(p.inp));
+    };
+    w.on('error', fail);
+    w.on('exit', fail);
+    return (worker = w);
+  } catch {
+    return (worker = null);
+  }
+}
+
+function sendNext(): void {
+  const w = worker;
+  if (!w) return;
+  while (queue.length > 0 && queue[0].cancelled) queue.shift();
+  const p = queue.shift();
+  if (!p) { w.unref(); return; }
+  running = p;
+  w.ref();
+  const { cost, order, groups, equalCount } = p.inp;
+  w.postMessage({ id: p.id, cost, order, groups, equalCount }); // copies: the caller keeps its arrays
+}
+
+/**
+ * Starts kk(inp) on the worker thread; null when the phase is small or no worker can be had
+ * (the caller then runs kk itself). Jobs run one at a time, in the order they were started.
+ */
+export function kkInBackground(inp: PartitionInput): KkJob | null {
+  if (inp.order.length < KK_BACKGROUND_MIN_ITEMS || !startWorker()) return null;
+  let resolve!: (g: Int32Array) => void;
+  const result = new Promise<Int32Array>((r) => { resolve = r; });
+  const p: Pending = { id: nextId++, inp, resolve, result, cancelled: false };
+  queue.push(p);
+  if (!running) sendNext();
+  return {
+    // A job still queued when asked for is taken back and run here (the worker is busy with
+    // an earlier phase's KK, which the main thread does not need yet).
+    group: () => {
+      const at = queue.indexOf(p);
+      if (at >= 0) { queue.splice(at, 1); p.resolve(kk(p.inp)); }
+      return p.result;
+    },
+    cancel: () => { p.cancelled = true; },
+  };
+}

@@ -1,0 +1,69 @@
+// KK off the main thread: the worker's grouping is kk()'s, byte for byte, whichever way a job
+// ends (run by the worker, taken back while queued, cancelled), and a plan that uses it is the
+// plan of the synchronous path.
+import { describe, expect, it } from 'vitest';
+import { cpuAccelerator, sortDescCpu } from '../src/accel.js';
+import { partition } from '../src/partition/index.js';
+import type { PartitionInput } from '../src/partition/common.js';
+import { kk } from '../src/partition/kk.js';
+import { KK_BACKGROUND_MIN_ITEMS, kkInBackground } from '../src/partition/kk-background.js';
+import { mulberry, testSeed } from './helpers.js';
+
+function randomInput(rand: () => number, n: number, groups: number, equalCount = false): PartitionInput {
+  const tokens = Uint32Array.from({ length: n }, () => 1 + Math.floor(Math.exp(rand() * 9)));
+  const cost = Float64Array.from(tokens, (t) => 3 + t + Math.floor((t * t) / 700));
+  return { cost, tokens, order: sortDescCpu(tokens), groups, equalCount, padding: false };
+}
+
+describe('kkInBackground', () => {
+  it('leaves small phases to the caller', () => {
+    const rand = mulberry(1);
+    expect(kkInBackground(randomInput(rand, KK_BACKGROUND_MIN_ITEMS - 1, 64))).toBeNull();
+  });
+
+  // `npm test` compiles dist/ (with the worker) before vitest runs, so a worker is expected here.
+  it('returns exactly kk() from the worker, from a job taken back while queued, for free and equal counts', async () => {
+    const rand = mulberry(testSeed('kk background'));
+    const a = randomInput(rand, KK_BACKGROUND_MIN_ITEMS + 1234, 512);
+    const b = randomInput(rand, KK_BACKGROUND_MIN_ITEMS + 77, 1000, true);
+    const c = randomInput(rand, KK_BACKGROUND_MIN_ITEMS, 3);
+    const ja = kkInBackground(a), jb = kkInBackground(b), jc = kkInBackground(c);
+    expect(ja, 'no worker: run `npm test`, which builds dist/ first').not.toBeNull();
+    // c is asked for first: a is on the worker and b queued, so c is taken back and run here.
+    expect(Array.from(await jc!.group())).toEqual(Array.from(kk(c)));
+    expect(Array.from(await ja!.group())).toEqual(Array.from(kk(a)));
+    expect(Array.from(await jb!.group())).toEqual(Array.from(kk(b)));
+  });
+
+  it('skips a cancelled job and still serves the next one', async () => {
+    const rand = mulberry(testSeed('kk background cancel'));
+    const a = randomInput(rand, KK_BACKGROUND_MIN_ITEMS, 64);
+    const b = randomInput(rand, KK_BACKGROUND_MIN_ITEMS, 128);
+    const c = randomInput(rand, KK_BACKGROUND_MIN_ITEMS, 256);
+    const ja = kkInBackground(a)!, jb = kkInBackground(b)!, jc = kkInBackground(c)!;
+    jb.cancel();
+    expect(Array.from(await ja.group())).toEqual(Array.from(kk(a)));
+    expect(Array.from(await jc.group())).toEqual(Array.from(kk(c)));
+  });
+
+  it('gives best the same grouping as running KK in line', async () => {
+    const rand = mulberry(testSeed('kk background best'));
+    const R = 256;
+    const inp = randomInput(rand, KK_BACKGROUND_MIN_ITEMS + 5000, R);
+    // Costs in multiples of 1,000: loads are too, so the bound ⌈total / R⌉ is out of reach
+    // (made sure it is not itself a multiple) and best goes on to KK.
+    inp.cost = inp.cost.map((c) => 1000 * c);
+    if (Math.ceil(inp.cost.reduce((s, c) => s + c, 0) / R) % 1000 === 0) inp.cost[0] += 1000;
+    const sampled = Int32Array.from({ length: inp.order.length }, () => Math.floor(rand() * R));
+    const total = inp.cost.reduce((s, c) => s + c, 0);
+    const inLine = await partition(inp, 'best', sampled, total, cpuAccelerator, 'p', null);
+    const job = kkInBackground(inp);
+    expect(job).not.toBeNull();
+    let asked = false;
+    const watched = { group: () => { asked = true; return job!.group(); }, cancel: () => job!.cancel() };
+    const background = await partition(inp, 'best', sampled, total, cpuAccelerator, 'p', watched);
+    expect(asked).toBe(true); // LPT + refinement stays above the bound here, so best needs KK
+    expect(background.algorithm).toBe(inLine.algorithm);
+    expect(Array.from(background.group)).toEqual(Array.from(inLine.group));
+  });
+});
