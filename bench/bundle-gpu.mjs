@@ -1,7 +1,7 @@
 // Bundles the benchmarks and the CLI into .gpu/ for a machine without npm (the lent NVIDIA
 // box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__, and `webgpu` stays
 // external, resolved from .gpu/node_modules/webgpu (package.json, index.js and dawn.node copied
-// from node_modules). Usage: node bench/bundle-gpu.mjs
+// from node_modules); the KK worker is bundled beside them. Usage: node bench/bundle-gpu.mjs
 import { build } from 'esbuild';
 import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 
@@ -13,9 +13,15 @@ const targets = [
   ['bench/run.ts', '.gpu/bench.mjs'],
   ['bench/kernels.ts', '.gpu/kernels.mjs'],
   ['bench/cli-entry.mjs', '.gpu/postbalance.mjs'],
+  // Beside the bundles, where kk-background.ts looks for it (import.meta.url is the bundle's).
+  ['src/partition/kk-worker.ts', '.gpu/kk-worker.mjs'],
 ];
 for (const [entry, outfile] of targets) {
-  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, external: ['webgpu'], banner: { js: banner }, logLevel: 'warning' });
+  const worker = outfile.endsWith('kk-worker.mjs'); // needs no shaders
+  await build({
+    entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile,
+    external: ['webgpu'], banner: worker ? undefined : { js: banner }, logLevel: 'warning',
+  });
 }
 const wg = '.gpu/node_modules/webgpu';
 mkdirSync(`${wg}/dist/linux-x64`, { recursive: true });

@@ -37,11 +37,16 @@ let running: Pending | null = null;
 const queue: Pending[] = [];
 let nextId = 0;
 
-/** The compiled worker: beside this module, or in dist/ when this module runs from src/. */
+/**
+ * The compiled worker: beside this module (kk-worker.js from tsc, kk-worker.mjs beside an
+ * esbuild bundle), or in dist/ when this module runs from src/.
+ */
 function workerFile(): string | null {
   const here = fileURLToPath(import.meta.url);
-  const sibling = join(dirname(here), 'kk-worker.js');
-  if (existsSync(sibling)) return sibling;
+  for (const name of ['kk-worker.js', 'kk-worker.mjs']) {
+    const sibling = join(dirname(here), name);
+    if (existsSync(sibling)) return sibling;
+  }
   if (!here.endsWith('.ts')) return null;
   for (let dir = dirname(here); ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) {
