@@ -1,5 +1,7 @@
 // Bundles the benchmarks and the CLI into .gpu/ for a machine without npm (the lent NVIDIA
-// box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__, and `webgpu` stays
+// box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__ (every .wgsl in
+// shaders/, include-only files such as u64.wgsl too: shaderSource resolves `//! include` lines
+// from the same map at run time; a missing one fails the bundle here), and `webgpu` stays
 // external, resolved from .gpu/node_modules/webgpu (package.json, index.js and dawn.node copied
 // from node_modules); the KK worker is bundled beside them. Usage: node bench/bundle-gpu.mjs
 import { build } from 'esbuild';
@@ -8,6 +10,11 @@ import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 const shaders = Object.fromEntries(
   readdirSync('shaders').filter((f) => f.endsWith('.wgsl')).map((f) => [f, readFileSync(`shaders/${f}`, 'utf8')]),
 );
+for (const [file, text] of Object.entries(shaders)) {
+  for (const [, name] of text.matchAll(/^\s*\/\/!\s*include\s+(\S+)\s*$/gm)) {
+    if (!(name in shaders)) throw new Error(`shaders/${file} includes ${name}, which is not in shaders/`);
+  }
+}
 const banner = `globalThis.__POSTBALANCE_SHADERS__ = ${JSON.stringify(shaders)};`;
 const targets = [
   ['bench/run.ts', '.gpu/bench.mjs'],

@@ -8,6 +8,8 @@
 //                (at least one item); q found by galloping + binary search over `prefix`.
 //   cut_padded : a group starting at p takes max(1, min(n - p, floor(T / cost[p]))) items
 //                (all the rest when cost[p] == 0); load = take * cost[p].
+// One group is sumGroup / paddedGroup from cut_group.wgsl (included below, with u64.wgsl), the
+// same code as cuts_parallel.wgsl's; the loop iterations each reports count against the budget.
 // All 64-bit values are vec2<u32>(lo, hi); comparisons, sums and the division are exact.
 // Targets >= 2^64 must be saturated by the host to 2^64 - 1 (same results: every load < 2^53).
 //
@@ -21,6 +23,8 @@
 // Workgroup size 64; dispatch ceil(numTargets / 64) workgroups in 2-D (x <= 65535).
 // Work per target: O(groups * log(n / groups)) for cut_sum, O(groups * 64) for cut_padded
 // (O(groups) when target and costs are below 2^32).
+
+//! include cut_group.wgsl
 
 const WG: u32 = 64u;
 
@@ -43,135 +47,63 @@ const MAX_STEPS_PER_GROUP: u32 = 72u;
 // Loop iterations used by this invocation in this dispatch.
 var<private> steps: u32 = 0u;
 
-fn targetIndex(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * WG + lid;
+// One target's walk: resumed from `state` at the start of a dispatch, saved there at its end.
+struct Walk {
+  t: u32,           // the target's index
+  p: u32,           // the next group starts at item p (the walk is finished when p == n)
+  groups: u32,      // groups so far
+  worst: vec2<u32>, // their largest load
+  limit: vec2<u32>, // the target T
+  live: bool,       // false: no such target, or its walk finished already (nothing to do or save)
 }
 
-fn add64Saturating(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-  let lo = a.x + b.x;
-  let carry = select(0u, 1u, lo < a.x);
-  let hi = a.y + b.y + carry;
-  let overflow = hi < a.y || (hi == a.y && (b.y != 0u || carry != 0u));
-  return select(vec2<u32>(lo, hi), vec2<u32>(0xffffffffu, 0xffffffffu), overflow);
+// The walk of this invocation's target (t = its global index).
+fn resume(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Walk {
+  let t = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (t >= params.numTargets) { return Walk(); }
+  let saved = state[t];
+  if (saved.x >= params.n) { return Walk(); }
+  return Walk(t, saved.x, saved.y, saved.zw, targets[t], true);
 }
 
-fn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-  return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
+// Whether the walk takes another group in this dispatch: items are left, and the budget has room
+// for the most loop iterations one group can take. Counts the walk loop's own iteration.
+fn nextGroup(w: Walk) -> bool {
+  if (w.p >= params.n || steps + MAX_STEPS_PER_GROUP > params.budget) { return false; }
+  steps++;
+  return true;
 }
 
-fn le64(a: vec2<u32>, b: vec2<u32>) -> bool {
-  return a.y < b.y || (a.y == b.y && a.x <= b.x);
+// The walk after group g = (end, load.lo, load.hi, loops) from sumGroup / paddedGroup; charges
+// the group's loop iterations to the budget.
+fn advance(w: Walk, g: vec4<u32>) -> Walk {
+  steps += g.w;
+  var next = w;
+  next.p = g.x;
+  next.groups = w.groups + 1u;
+  next.worst = max64(w.worst, g.yz);
+  return next;
 }
 
-fn max64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-  return select(a, b, le64(a, b));
-}
-
-// floor(a / b) for b != 0, by restoring long division (64 steps) unless both fit in 32 bits.
-fn div64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-  if (a.y == 0u && b.y == 0u) { return vec2<u32>(a.x / b.x, 0u); }
-  var q = vec2<u32>(0u, 0u);
-  var r = vec2<u32>(0u, 0u);
-  for (var i = 63i; i >= 0i; i--) {
-    steps++;
-    let word = select(a.x, a.y, i >= 32i);
-    let bit = (word >> (u32(i) & 31u)) & 1u;
-    r = vec2<u32>((r.x << 1u) | bit, (r.y << 1u) | (r.x >> 31u));
-    if (le64(b, r)) {
-      r = sub64(r, b);
-      if (i >= 32i) { q.y |= 1u << (u32(i) - 32u); } else { q.x |= 1u << u32(i); }
-    }
-  }
-  return q;
-}
-
-// a * b for a 64-bit a and a 32-bit b, modulo 2^64 (exact whenever the product < 2^64).
-fn mul64by32(a: vec2<u32>, b: u32) -> vec2<u32> {
-  let a0 = a.x & 0xffffu;
-  let a1 = a.x >> 16u;
-  let b0 = b & 0xffffu;
-  let b1 = b >> 16u;
-  let p00 = a0 * b0;
-  let p01 = a0 * b1;
-  let p10 = a1 * b0;
-  let p11 = a1 * b1;
-  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-  let lo = (p00 & 0xffffu) | (mid << 16u);
-  let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u) + a.y * b;
-  return vec2<u32>(lo, hi);
-}
-
-// Last index q in [p, n] with prefix[q] <= limit (prefix is non-decreasing, prefix[p] <= limit).
-fn lastAtMost(p: u32, limit: vec2<u32>) -> u32 {
-  let n = params.n;
-  // Gallop: groups are usually short compared with n.
-  var lo = p;
-  var step = 1u;
-  var hi = n;
-  loop {
-    if (step > n - lo) { break; }
-    steps++;
-    let probe = lo + step;
-    if (!le64(prefix[probe], limit)) { hi = probe - 1u; break; }
-    lo = probe;
-    step <<= 1u;
-  }
-  while (lo < hi) {
-    steps++;
-    let mid = lo + (hi - lo + 1u) / 2u;
-    if (le64(prefix[mid], limit)) { lo = mid; } else { hi = mid - 1u; }
-  }
-  return lo;
+// Saves the walk in `state` for the next dispatch.
+fn save(w: Walk) {
+  state[w.t] = vec4<u32>(w.p, w.groups, w.worst.x, w.worst.y);
 }
 
 @compute @workgroup_size(64)
 fn cut_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let t = targetIndex(wid, nwg, lid);
-  if (t >= params.numTargets) { return; }
-  let saved = state[t];
-  let n = params.n;
-  var p = saved.x;
-  if (p >= n) { return; }
-  var groups = saved.y;
-  var worst = saved.zw;
-  let targetLoad = targets[t];
-  while (p < n && steps + MAX_STEPS_PER_GROUP <= params.budget) {
-    steps++;
-    let start = prefix[p];
-    var q = lastAtMost(p, add64Saturating(start, targetLoad));
-    if (q == p) { q = p + 1u; }
-    worst = max64(worst, sub64(prefix[q], start));
-    groups++;
-    p = q;
-  }
-  state[t] = vec4<u32>(p, groups, worst.x, worst.y);
+  var w = resume(wid, nwg, lid);
+  if (!w.live) { return; }
+  while (nextGroup(w)) { w = advance(w, sumGroup(w.p, w.limit)); }
+  save(w);
 }
 
 @compute @workgroup_size(64)
 fn cut_padded(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let t = targetIndex(wid, nwg, lid);
-  if (t >= params.numTargets) { return; }
-  let saved = state[t];
-  let n = params.n;
-  var p = saved.x;
-  if (p >= n) { return; }
-  var groups = saved.y;
-  var worst = saved.zw;
-  let targetLoad = targets[t];
-  while (p < n && steps + MAX_STEPS_PER_GROUP <= params.budget) {
-    steps++;
-    let cost = costs[p];
-    let rest = n - p;
-    var take = rest;
-    if (cost.x != 0u || cost.y != 0u) {
-      let fit = div64(targetLoad, cost);
-      if (fit.y == 0u && fit.x < rest) { take = max(1u, fit.x); }
-    }
-    worst = max64(worst, mul64by32(cost, take));
-    groups++;
-    p += take;
-  }
-  state[t] = vec4<u32>(p, groups, worst.x, worst.y);
+  var w = resume(wid, nwg, lid);
+  if (!w.live) { return; }
+  while (nextGroup(w)) { w = advance(w, paddedGroup(w.p, w.limit)); }
+  save(w);
 }

@@ -26,7 +26,8 @@
 // their blocks' sums this never changes a step: the tie it decides needs two members of l at
 // 2^52 or more. Arenas whose loads are set otherwise do reach it.)
 // All 64-bit values are vec2<u32>(lo, hi), exact: costs and loads < 2^53, doubled values < 2^54,
-// token sums < 2^53 - 2^32 (so the CPU's t_l + t_x is exact too); no float arithmetic.
+// token sums < 2^53 - 2^32 (so the CPU's t_l + t_x is exact too); no float arithmetic. The
+// helpers (add64, sub64, lt64, le64, twice, widen) come from u64.wgsl, included below.
 //
 // Bindings (group 0):
 //   0 params : uniform Params { numChunks, numPairs, hasCap, cap.lo, cap.hi }
@@ -45,6 +46,8 @@
 // <= 32 steps for the moves, about 600 iterations; a select thread loops over its pair's chunks,
 // ceil(|h| / CHUNK): at most 16,384 on llvmpipe, whose 128 MiB bindings hold 2^24 members.
 // Workgroup storage: 1 KiB.
+
+//! include u64.wgsl
 
 const WG: u32 = 64u;
 const ITEMS: u32 = 16u;
@@ -78,31 +81,6 @@ var<workgroup> reduced: array<vec4<u32>, WG>;
 
 // (v.lo, v.hi, pos, t) of "no candidate": above every real value.
 const NONE: vec4<u32> = vec4<u32>(0xffffffffu, 0xffffffffu, 0xffffffffu, 0u);
-
-fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-  let lo = a.x + b.x;
-  return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
-}
-
-fn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-  return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
-}
-
-fn lt64(a: vec2<u32>, b: vec2<u32>) -> bool {
-  return a.y < b.y || (a.y == b.y && a.x < b.x);
-}
-
-fn le64(a: vec2<u32>, b: vec2<u32>) -> bool {
-  return a.y < b.y || (a.y == b.y && a.x <= b.x);
-}
-
-fn twice(a: vec2<u32>) -> vec2<u32> { // a < 2^63
-  return vec2<u32>(a.x << 1u, (a.y << 1u) | (a.x >> 31u));
-}
-
-fn widen(a: u32) -> vec2<u32> {
-  return vec2<u32>(a, 0u);
-}
 
 // a before b: lower value, then lower scan position.
 fn before(a: vec4<u32>, b: vec4<u32>) -> bool {
