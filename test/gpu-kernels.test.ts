@@ -77,11 +77,12 @@ describe('device', () => {
 
   it('loads shaders from the package, or from an inlined copy first', () => {
     expect(shaderSource('scan.wgsl')).toContain('fn scan_u32');
+    const before = globalThis.__POSTBALANCE_SHADERS__;
     globalThis.__POSTBALANCE_SHADERS__ = { 'scan.wgsl': '// inlined' };
     try {
       expect(shaderSource('scan.wgsl')).toBe('// inlined');
     } finally {
-      delete globalThis.__POSTBALANCE_SHADERS__;
+      globalThis.__POSTBALANCE_SHADERS__ = before; // as it was (a bundle's map, or none)
     }
   });
 
