@@ -6,7 +6,7 @@ import { InputError } from './errors.js';
 import { exchangeMatrix } from './exchange.js';
 import { buildPhaseItems } from './items.js';
 import { groupLoads, lowerBound, partition, type PartitionInput } from './partition/index.js';
-import { kkInBackground } from './partition/kk-background.js';
+import { kkInBackground, type KkJob } from './partition/kk-background.js';
 import { placeGroups, placeNaive } from './placement.js';
 import { ALGORITHMS, type Batch, type Config, type PhaseItems, type PhasePlan, type Plan, type PlanOptions, type RankPlan } from './types.js';
 
@@ -94,27 +94,27 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
   lap('items');
 
   // Every phase's costs and order first, so that KK for the large ones can start off the main
-  // thread (it is needed only later in `best`, after LPT and its refinement).
+  // thread as each is sorted (it is needed only later in `best`, after LPT and its refinement).
   const prepared = [];
-  for (const items of allItems) {
-    const { phase } = items;
-    const costs = quantiseCosts(items);
-    // Costs are non-decreasing in length, so sorting by length descending (ties by index)
-    // is sorting by cost descending: one u32 key, the GPU's radix sort.
-    const order = await accel.sortDesc(items.tokens);
-    const inp: PartitionInput = {
-      cost: costs.cost, tokens: items.tokens, order, groups: R,
-      cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
-    };
-    prepared.push({ items, costs, inp });
-  }
-  lap('sort');
-  const kkJobs = prepared.map(({ inp }) => (algorithm === 'best' ? kkInBackground(inp) : null));
-
+  const kkJobs: (KkJob | null)[] = [];
   const phaseRanks: Int32Array[] = [];
   const partial: Omit<PhasePlan, 'ranks'>[] = [];
   const loadsPerPhase: Float64Array[] = [];
   try {
+    for (const items of allItems) {
+      const { phase } = items;
+      const costs = quantiseCosts(items);
+      // Costs are non-decreasing in length, so sorting by length descending (ties by index)
+      // is sorting by cost descending: one u32 key, the GPU's radix sort.
+      const order = await accel.sortDesc(items.tokens);
+      const inp: PartitionInput = {
+        cost: costs.cost, tokens: items.tokens, order, groups: R,
+        cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
+      };
+      prepared.push({ items, costs, inp });
+      kkJobs.push(algorithm === 'best' ? kkInBackground(inp) : null);
+    }
+    lap('sort');
     for (const [p, { items, costs, inp }] of prepared.entries()) {
       const { phase } = items;
       // The report uses the unquantised costs (see cost.ts); decisions use the integers.
