@@ -35,6 +35,19 @@ describe('kkInBackground', () => {
     expect(Array.from(await jb!.group())).toEqual(Array.from(kk(b)));
   });
 
+  it('hands out a new array on every call (callers refine it in place), even after cancel', async () => {
+    const rand = mulberry(testSeed('kk background copies'));
+    const a = randomInput(rand, KK_BACKGROUND_MIN_ITEMS + 10, 64);
+    const b = randomInput(rand, KK_BACKGROUND_MIN_ITEMS + 20, 32);
+    const want = Array.from(kk(a));
+    const ja = kkInBackground(a)!, jb = kkInBackground(b)!;
+    const first = await ja.group();
+    first.fill(0); // what refine does to it, in effect
+    expect(Array.from(await ja.group())).toEqual(want);
+    jb.cancel();
+    expect(Array.from(await jb.group())).toEqual(Array.from(kk(b))); // computed here if not by the worker
+  });
+
   it('skips a cancelled job and still serves the next one', async () => {
     const rand = mulberry(testSeed('kk background cancel'));
     const a = randomInput(rand, KK_BACKGROUND_MIN_ITEMS, 64);
@@ -63,6 +76,30 @@ describe('kkInBackground', () => {
     const watched = { group: () => { asked = true; return job!.group(); }, cancel: () => job!.cancel() };
     const background = await partition(inp, 'best', sampled, total, cpuAccelerator, 'p', watched);
     expect(asked).toBe(true); // LPT + refinement stays above the bound here, so best needs KK
+    expect(background.algorithm).toBe(inLine.algorithm);
+    expect(Array.from(background.group)).toEqual(Array.from(inLine.group));
+  });
+
+  it('best gives the same plan when LPT misses a token cap and KK is both the start and a candidate', async () => {
+    // Pairs of groups whose items fit the cap exactly as {a, 600 − a} and {c, d, 600 − c − d}:
+    // LPT and its repairs miss the cap, so best starts from (a refined copy of) KK and asks for
+    // KK again as a candidate: each request must see KK's own grouping, as in line.
+    const rand = mulberry(testSeed('kk background cap'));
+    const R = 20000, tokens: number[] = [];
+    for (let g = 0; g < R / 2; g++) {
+      const a = 280 + Math.floor(rand() * 40), c = 185 + Math.floor(rand() * 30), d = 185 + Math.floor(rand() * 30);
+      tokens.push(a, 600 - a, c, d, 600 - c - d);
+    }
+    const tok = Uint32Array.from(tokens);
+    const inp: PartitionInput = { cost: Float64Array.from(tok), tokens: tok, order: sortDescCpu(tok), groups: R, cap: 690, equalCount: false, padding: false };
+    expect(inp.order.length).toBeGreaterThanOrEqual(KK_BACKGROUND_MIN_ITEMS);
+    const sampled = new Int32Array(inp.order.length); // all sampled on rank 0
+    const total = tokens.reduce((s, t) => s + t, 0);
+    const inLine = await partition(inp, 'best', sampled, total, cpuAccelerator, 'llm', null);
+    expect(inLine.algorithm).toMatch(/^kk/);
+    const job = kkInBackground(inp);
+    expect(job).not.toBeNull();
+    const background = await partition(inp, 'best', sampled, total, cpuAccelerator, 'llm', job);
     expect(background.algorithm).toBe(inLine.algorithm);
     expect(Array.from(background.group)).toEqual(Array.from(inLine.group));
   });

@@ -57,7 +57,10 @@ export interface GpuAccelerator extends Accelerator {
   /** How pairSteps chooses where to run, and from how many arena entries "auto" uses the GPU. */
   readonly pairPath: PairPath;
   readonly pairStepsMinItems: number;
-  /** Profile of the last call that ran kernels (null before the first). */
+  /**
+   * Profile of the last call that ran kernels, or of the last pairSteps call, which says
+   * pairPath "cpu" when it was answered on the host (null before the first).
+   */
   readonly lastCall: GpuCallProfile | null;
 }
 
@@ -346,19 +349,22 @@ export function pairStepsMinItems(software: boolean): number {
  */
 async function pairStepsGpu(ctx: Context, arena: PairArena, pairs: Int32Array): Promise<Int32Array> {
   const onGpu = ctx.pairPath === 'gpu' || (ctx.pairPath === 'auto' && arena.used >= pairStepsMinItems(ctx.software));
-  if (!onGpu) {
+  // Answered on the host (by choice, nothing to search, or too large for one binding): the
+  // profile says so, so that no caller reads the previous call's kernel times as this one's.
+  const onHost = (answer: () => Int32Array): Int32Array => {
     const t = performance.now();
-    const out = pairStepsCpu(arena, pairs);
+    const out = answer();
     ctx.profile = { hostMs: performance.now() - t, waitMs: 0, readMs: 0, kernelMs: null, submits: 0, cutPath: null, pairPath: 'cpu' };
     return out;
-  }
+  };
+  if (!onGpu) return onHost(() => pairStepsCpu(arena, pairs));
   const P = pairs.length >> 1;
   const job = packPairSteps(arena, pairs);
-  if (job.numChunks === 0) return new Int32Array(2 * P).fill(-1);
+  if (job.numChunks === 0) return onHost(() => new Int32Array(2 * P).fill(-1));
   const { k } = ctx;
   const used = arena.used;
   const limit = Math.min(k.device.limits.maxStorageBufferBindingSize, k.device.limits.maxBufferSize);
-  if (used * 8 > limit || P * PAIR_INFO_BYTES > limit || job.numChunks * 16 > limit) return pairStepsCpu(arena, pairs);
+  if (used * 8 > limit || P * PAIR_INFO_BYTES > limit || job.numChunks * 16 > limit) return onHost(() => pairStepsCpu(arena, pairs));
   const run = new Run(ctx);
   run.profile.pairPath = 'gpu';
   const encoder = k.device.createCommandEncoder();

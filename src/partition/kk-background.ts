@@ -6,7 +6,7 @@
 // same; when the worker cannot be had (running from the TypeScript sources without a build, a
 // bundle without the worker file) or fails, kk() runs on the main thread instead.
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -18,7 +18,10 @@ export const KK_BACKGROUND_MIN_ITEMS = 50_000;
 
 /** KK's grouping of one phase, computing or computed off the main thread. */
 export interface KkJob {
-  /** The grouping kk(inp) returns. */
+  /**
+   * The grouping kk(inp) returns: a new array on every call (callers refine it in place), even
+   * after cancel() (then computed here if the worker has not done it).
+   */
   group(): Promise<Int32Array>;
   /** Not needed after all: drop it if it has not started. */
   cancel(): void;
@@ -27,8 +30,10 @@ export interface KkJob {
 interface Pending {
   id: number;
   inp: PartitionInput;
-  resolve: (g: Int32Array) => void;
+  /** Settles the job once: with the worker's grouping, or kk() run here, or its error. */
+  settle: (run: () => Int32Array) => void;
   result: Promise<Int32Array>;
+  settled: boolean;
   cancelled: boolean;
 }
 
@@ -39,7 +44,8 @@ let nextId = 0;
 
 /**
  * The compiled worker: beside this module (kk-worker.js from tsc, kk-worker.mjs beside an
- * esbuild bundle), or in dist/ when this module runs from src/.
+ * esbuild bundle), or in dist/ when this module runs from src/ (only if that build is newer
+ * than the kk.ts beside this module, so a stale build never answers for the sources).
  */
 function workerFile(): string | null {
   const here = fileURLToPath(import.meta.url);
@@ -50,8 +56,10 @@ function workerFile(): string | null {
   if (!here.endsWith('.ts')) return null;
   for (let dir = dirname(here); ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) {
-      const built = join(dir, 'dist', 'src', 'partition', 'kk-worker.js');
-      return existsSync(built) ? built : null;
+      const built = join(dir, 'dist', 'src', 'partition');
+      const fresh = existsSync(join(built, 'kk-worker.js')) && existsSync(join(built, 'kk.js'))
+        && statSync(join(built, 'kk.js')).mtimeMs >= statSync(join(dirname(here), 'kk.ts')).mtimeMs;
+      return fresh ? join(built, 'kk-worker.js') : null;
     }
     if (dirname(dir) === dir) return null;
   }
@@ -67,18 +75,20 @@ function startWorker(): Worker | null {
     w.on('message', (m: { id: number; group: Int32Array }) => {
       const done = running;
       running = null;
-      if (done && done.id === m.id) done.resolve(m.group);
+      if (done && done.id === m.id) done.settle(() => m.group);
       sendNext();
     });
     const fail = () => {
+      if (worker !== w) return;
       worker = null;
-      // Whatever was in flight or queued runs here instead.
+      // Whatever was in flight or queued runs here instead (or rejects with kk's own error).
       const left = running ? [running, ...queue] : [...queue];
       running = null;
       queue.length = 0;
-      for (const p of left) if (!p.cancelled) p.resolve(kk(p.inp));
+      for (const p of left) if (!p.cancelled) p.settle(() => kk(p.inp));
     };
     w.on('error', fail);
+    w.on('messageerror', fail);
     w.on('exit', fail);
     return (worker = w);
   } catch {
@@ -104,18 +114,28 @@ function sendNext(): void {
  */
 export function kkInBackground(inp: PartitionInput): KkJob | null {
   if (inp.order.length < KK_BACKGROUND_MIN_ITEMS || !startWorker()) return null;
-  let resolve!: (g: Int32Array) => void;
-  const result = new Promise<Int32Array>((r) => { resolve = r; });
-  const p: Pending = { id: nextId++, inp, resolve, result, cancelled: false };
+  let resolve!: (g: Int32Array) => void, reject!: (e: unknown) => void;
+  const result = new Promise<Int32Array>((res, rej) => { resolve = res; reject = rej; });
+  const p: Pending = {
+    id: nextId++, inp, result, settled: false, cancelled: false,
+    settle: (run) => {
+      if (p.settled) return;
+      p.settled = true;
+      try { resolve(run()); } catch (e) { reject(e); }
+    },
+  };
   queue.push(p);
   if (!running) sendNext();
   return {
-    // A job still queued when asked for is taken back and run here (the worker is busy with
-    // an earlier phase's KK, which the main thread does not need yet).
     group: () => {
-      const at = queue.indexOf(p);
-      if (at >= 0) { queue.splice(at, 1); p.resolve(kk(p.inp)); }
-      return p.result;
+      // Not on the worker (still queued behind an earlier phase's KK, which the main thread
+      // does not need yet, or cancelled): taken back and run here.
+      if (!p.settled && running !== p) {
+        const at = queue.indexOf(p);
+        if (at >= 0) queue.splice(at, 1);
+        p.settle(() => kk(p.inp));
+      }
+      return p.result.then((g) => g.slice());
     },
     cancel: () => { p.cancelled = true; },
   };

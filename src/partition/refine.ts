@@ -158,14 +158,13 @@ async function balanceRounds(s: State, group: Int32Array, target: number, accel:
 
 /** Applies every pair's step (positions in the blocks, as pairStep gives them); returns how many. */
 function applySteps(s: State, group: Int32Array, pairs: Int32Array, steps: Int32Array): number {
-  const { mem } = s;
   let applied = 0;
   for (let i = 0; i < pairs.length >> 1; i++) {
     const th = steps[2 * i];
     if (th < 0) continue;
     const h = pairs[2 * i], l = pairs[2 * i + 1], tl = steps[2 * i + 1];
-    // Read both items before the blocks change.
-    const x = mem[s.off[h] + th], y = tl >= 0 ? mem[s.off[l] + tl] : -1;
+    // Read both items before their blocks change (s.mem: an earlier step may have grown it).
+    const x = s.mem[s.off[h] + th], y = tl >= 0 ? s.mem[s.off[l] + tl] : -1;
     swapItems(s, group, h, l, x, y);
     applied++;
   }
