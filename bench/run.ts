@@ -3,6 +3,8 @@
 //
 //   npm run bench                         # default grid
 //   node dist/bench/run.js --grid 4096x64,65536x1024 --backends cpu,gpu --algorithms best
+//   ... --kk-worker on,off     best with KK on a worker thread (default) and on the main thread
+//   ... --stages               then a table of where best's plan time went (stats.stages)
 // (the workload caps vision tokens per rank, so keep examples/ranks ≤ ~100)
 import { cpuAccelerator, type Accelerator } from '../src/accel.js';
 import { getAccelerator } from '../src/backend.js';
@@ -24,6 +26,9 @@ const backends = arg('backends', 'cpu,gpu').split(',');
 const repeats = Number(arg('repeats', '3'));
 /** KK's joins are O(items × ranks) in the worst case: skip it past this much work. */
 const kkLimit = Number(arg('kk-limit', '2e10'));
+const kkWorker = arg('kk-worker', 'on').split(',');
+const showStages = process.argv.includes('--stages');
+const stageRows: string[] = [];
 
 async function main() {
   const accels: Accelerator[] = [];
@@ -60,19 +65,32 @@ async function main() {
           console.log(`| ${examples} | ${items} | ${ranks} | kk | ${accel.backend} | skipped (items × ranks > ${kkLimit.toExponential()}) | | |`);
           continue;
         }
-        const times: number[] = [];
-        let quality = 0, moved = 0;
-        for (let r = 0; r < repeats; r++) {
-          const plan = await planBatch(batch, config, { algorithm }, accel);
-          times.push(plan.stats.planMs);
-          quality = Math.max(...plan.phases.map((p) => p.maxCost / p.lowerBound));
-          moved = plan.phases.reduce((s, p) => s + p.exchange.bytes, 0);
+        for (const mode of algorithm === 'best' ? kkWorker : ['on']) {
+          process.env.POSTBALANCE_KK_WORKER = mode === 'off' ? '0' : '1';
+          const plans = [];
+          for (let r = 0; r < repeats; r++) plans.push(await planBatch(batch, config, { algorithm }, accel));
+          plans.sort((a, b) => a.stats.planMs - b.stats.planMs);
+          const plan = plans[Math.floor(plans.length / 2)];
+          const quality = Math.max(...plan.phases.map((p) => p.maxCost / p.lowerBound));
+          const moved = plan.phases.reduce((s, p) => s + p.exchange.bytes, 0);
+          const label = kkWorker.length > 1 && algorithm === 'best' ? `best (kk worker ${mode})` : algorithm;
+          console.log(`| ${examples} | ${items} | ${ranks} | ${label} | ${accel.backend} | ${plan.stats.planMs.toFixed(1)} | ${quality.toFixed(5)} | ${(moved / 1e9).toFixed(2)} GB |`);
+          const st = plan.stats.stages ?? {};
+          if (algorithm === 'best') {
+            const acc = (st.sort ?? 0) + (st.scan ?? 0) + (st.candidates ?? 0) + (st.pairSteps ?? 0);
+            const ms = plan.stats.planMs;
+            stageRows.push(`| ${examples} × ${ranks} | ${label} | ${accel.backend} | ${ms.toFixed(0)} | ${(st.items ?? 0).toFixed(0)} | ${(st.sort ?? 0).toFixed(0)} | ${(st.pairSteps ?? 0).toFixed(0)} | ${(st.hostPartition ?? 0).toFixed(0)} | ${((st.placement ?? 0) + (st.output ?? 0)).toFixed(0)} | ${(100 * acc / ms).toFixed(1)}% | ${(ms / Math.max(1e-9, ms - acc)).toFixed(2)}x |`);
+          }
         }
-        times.sort((a, b) => a - b);
-        const ms = times[Math.floor(times.length / 2)];
-        console.log(`| ${examples} | ${items} | ${ranks} | ${algorithm} | ${accel.backend} | ${ms.toFixed(1)} | ${quality.toFixed(5)} | ${(moved / 1e9).toFixed(2)} GB |`);
       }
     }
+  }
+  delete process.env.POSTBALANCE_KK_WORKER;
+  if (showStages && stageRows.length > 0) {
+    console.log('\nWhere best\'s time went (median plan above; ms). accelerator = sort stage + scan + candidates + pair steps; bound = planMs / (planMs − accelerator), the most any accelerator could gain end to end:\n');
+    console.log('| workload | algorithm | backend | planMs | items | sort | pair steps | host partition | placement + output | accelerator share | bound |');
+    console.log('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const row of stageRows) console.log(row);
   }
   for (const a of accels) a.destroy();
 }

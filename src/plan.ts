@@ -112,9 +112,10 @@ export async function planBatch(batch: Batch, config: Config, options: PlanOptio
         cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
       };
       prepared.push({ items, costs, inp });
+      lap('sort');
       kkJobs.push(algorithm === 'best' ? kkInBackground(inp) : null);
+      lap('partition'); // handing KK to the worker is partition work
     }
-    lap('sort');
     for (const [p, { items, costs, inp }] of prepared.entries()) {
       const { phase } = items;
       // The report uses the unquantised costs (see cost.ts); decisions use the integers.

@@ -109,11 +109,12 @@ function sendNext(): void {
 }
 
 /**
- * Starts kk(inp) on the worker thread; null when the phase is small or no worker can be had
- * (the caller then runs kk itself). Jobs run one at a time, in the order they were started.
+ * Starts kk(inp) on the worker thread; null when the phase is small, no worker can be had, or
+ * POSTBALANCE_KK_WORKER=0 (the caller then runs kk itself: the same plan, one thread; for
+ * benchmarks and for hosts that want no threads). Jobs run one at a time, in start order.
  */
 export function kkInBackground(inp: PartitionInput): KkJob | null {
-  if (inp.order.length < KK_BACKGROUND_MIN_ITEMS || !startWorker()) return null;
+  if (inp.order.length < KK_BACKGROUND_MIN_ITEMS || process.env.POSTBALANCE_KK_WORKER === '0' || !startWorker()) return null;
   let resolve!: (g: Int32Array) => void, reject!: (e: unknown) => void;
   const result = new Promise<Int32Array>((res, rej) => { resolve = res; reject = rej; });
   const p: Pending = {
