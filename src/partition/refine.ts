@@ -4,9 +4,9 @@
 // (max load, number of groups at max) lexicographically, so it terminates; an iteration cap
 // bounds the work and is deterministic (a count, never a clock).
 //
-// On large phases, balance rounds come first (balanceRounds): the groups sorted by load are
-// paired heaviest with lightest, second heaviest with second lightest, and so on, and every
-// pair takes its best step at once. Pairs are disjoint, so their searches are independent: the
+// On large phases, balance rounds come first (balanceRounds): the groups over the target are
+// paired, heaviest first, with the lightest groups (heaviest with lightest, second heaviest with
+// second lightest, and so on), and every pair takes its best step at once. Pairs are disjoint, so their searches are independent: the
 // accelerator evaluates them (a WGSL kernel on the GPU backend) and the host applies them. A
 // few rounds do most of the work of thousands of sequential steps; the sequential loop then
 // finishes from a much better start, so the result is still a local optimum for the heaviest
