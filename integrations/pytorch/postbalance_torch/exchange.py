@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
+from itertools import accumulate, chain, compress, repeat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -113,10 +115,7 @@ class Exchange:
         world = len(src)
         if len(dst) != world:
             raise ValueError(f"source layout has {world} ranks, destination {len(dst)}")
-        self.rank, self.world, self.group = rank, world, group
-        self._src, self._dst, self._rows = src, dst, rows
-        self.src_keys: List[Key] = list(src[rank])
-        self.dst_keys: List[Key] = list(dst[rank])
+        src_keys, dst_keys = list(src[rank]), list(dst[rank])
         long = torch.long
 
         # Every rank builds every step's exchanges over the whole global batch, so after one
@@ -128,7 +127,6 @@ class Exchange:
         if len(index) != n:
             raise ValueError("an item appears twice in the source layout")
         src_counts = torch.tensor([len(keys) for keys in src], dtype=long)
-        owner = torch.repeat_interleave(torch.arange(world), src_counts)
         row = torch.tensor([rows[k] for k in flat_src], dtype=long)
         try:
             dst_idx = torch.tensor([index[k] for keys in dst for k in keys], dtype=long)
@@ -136,7 +134,33 @@ class Exchange:
             raise ValueError(f"destination item {e.args[0]!r} is in no rank's source layout") from None
         if dst_idx.numel() != n or bool((torch.bincount(dst_idx, minlength=n) != 1).any()):
             raise ValueError("the destination layout must hold every source item exactly once")
-        dst_rank = torch.repeat_interleave(torch.arange(world), torch.tensor([len(keys) for keys in dst], dtype=long))
+        dst_counts = torch.tensor([len(keys) for keys in dst], dtype=long)
+        self._setup(rank, world, group, src_counts, row, dst_idx, dst_counts, src_keys, dst_keys)
+
+    @classmethod
+    def _numbered(cls, rank: int, world: int, group: Any, src_counts: torch.Tensor, row: torch.Tensor,
+                  dst_idx: torch.Tensor, dst_counts: torch.Tensor, src_keys: List[Key], dst_keys: List[Key]) -> "Exchange":
+        """An exchange from layouts already numbered (what __init__ derives from the keys): StepPlan
+        numbers a phase's items once and reuses that, instead of re-keying ~10^5 strings per call.
+        The caller guarantees what __init__ checks (dst_idx is a permutation of the source items)."""
+        self = cls.__new__(cls)
+        self._setup(rank, world, group, src_counts, row, dst_idx, dst_counts, src_keys, dst_keys)
+        return self
+
+    def _setup(self, rank: int, world: int, group: Any, src_counts: torch.Tensor, row: torch.Tensor,
+               dst_idx: torch.Tensor, dst_counts: torch.Tensor, src_keys: List[Key], dst_keys: List[Key]) -> None:
+        """The splits and permutations from the numbered layouts. Items are numbered in source
+        order (rank-major): src_counts[r] items per rank, row[i] rows each; dst_idx lists the
+        destination layout (rank-major, dst_counts[r] per rank) as those numbers."""
+        long = torch.long
+        self.rank, self.world, self.group = rank, world, group
+        self.src_keys: List[Key] = src_keys
+        self.dst_keys: List[Key] = dst_keys
+        # Kept for inverse(), which swaps source and destination without re-keying.
+        self._numbering = (src_counts, row, dst_idx, dst_counts)
+        n = row.numel()
+        owner = torch.repeat_interleave(torch.arange(world), src_counts)
+        dst_rank = torch.repeat_interleave(torch.arange(world), dst_counts)
 
         # My source items are a contiguous range of the numbering; where each starts in my input.
         lo = int(src_counts[:rank].sum())
@@ -194,7 +218,12 @@ class Exchange:
     def inverse(self) -> "Exchange":
         """The exchange back: destination layout → source layout (e.g. per-example results from
         the LLM layout back to the ranks and order the examples were sampled in)."""
-        return Exchange(self._dst, self._src, self._rows, self.rank, self.group)
+        src_counts, row, dst_idx, dst_counts = self._numbering
+        # Numbered in the old destination order; the old source item i now sits at back[i].
+        back = torch.empty_like(dst_idx)
+        back[dst_idx] = torch.arange(dst_idx.numel())
+        return Exchange._numbered(self.rank, self.world, self.group, dst_counts, row[dst_idx], back, src_counts,
+                                  list(self.dst_keys), list(self.src_keys))
 
     def split(self, y: torch.Tensor) -> List[torch.Tensor]:
         """Per-item views of a destination-order tensor."""
@@ -289,13 +318,86 @@ def _modalities(config: Mapping[str, Any]) -> List[str]:
 RowsFn = Callable[..., int]
 
 
+def _segment_columns(examples: Sequence[Mapping[str, Any]], mods: Sequence[str]) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """Per modality: (segments per example, their lengths in example order), the batch's
+    segments as integer columns (CSR). Lengths are read as segment_lengths reads them."""
+    long = torch.long
+    none = type(None)
+    try:
+        cols: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
+        for m in mods:
+            values = [e.get(m) for e in examples]
+            # The segments of each example as a sequence; the common column shapes (all lists,
+            # or all numbers, with gaps) without a Python call per example.
+            kinds = set(map(type, values))
+            if kinds <= {list, none}:
+                segs: List[Any] = [v or () for v in values]
+            elif kinds <= {int, none}:
+                segs = [() if v is None else (v,) for v in values]
+            else:
+                segs = list(map(segment_lengths, values))
+            counts = torch.tensor(list(map(len, segs)), dtype=long)
+            cols[m] = (counts, torch.tensor(list(map(int, chain.from_iterable(segs))), dtype=long))
+        return cols
+    except Exception:
+        # A bad length: raise what reading example by example raises first (the error names the
+        # first bad example, not the first bad modality column).
+        for e in examples:
+            for m in mods:
+                segment_lengths(e.get(m))
+        raise
+
+
+def _ceil_scaled(lengths: torch.Tensor, scale: Any) -> torch.Tensor:
+    """math.ceil(L × scale) per length, with Python floats exactly as per item before, but
+    evaluated once per distinct length: there are few (image sizes, clip lengths)."""
+    if lengths.numel() == 0:
+        return lengths.clone()
+    values, inverse = torch.unique(lengths, return_inverse=True)
+    return torch.tensor([math.ceil(v * scale) for v in values.tolist()], dtype=torch.long)[inverse]
+
+
+class _Items:
+    """A phase's items numbered g = 0..n-1 in the planner's item order: example order, then the
+    phase's modalities in config order, then segment k (src/items.ts). Every per-item fact is an
+    integer tensor over g; the string keys are made once and used only where keys are needed
+    (the plan names its items by key; the public API returns keys)."""
+
+    def __init__(self, keys: List[Key], ex: torch.Tensor, tokens: torch.Tensor, per_example: torch.Tensor,
+                 mods: Sequence[str], mod: Optional[torch.Tensor]) -> None:
+        self.keys = keys                  # item key per g
+        self.ex = ex                      # example index per g
+        self.tokens = tokens              # segment length, or Σ ceil(L × scale) of an example item
+        self.per_example = per_example    # items per example (an example's items are contiguous)
+        self.first = torch.cumsum(per_example, 0) - per_example
+        self.mods = list(mods)
+        self.mod = mod                    # segment items: index into mods per g; None for example items
+        self._index: Optional[Dict[Key, int]] = None
+
+    def index(self) -> Dict[Key, int]:
+        """key → g (the last g when keys repeat: duplicate example ids)."""
+        if self._index is None:
+            self._index = dict(zip(self.keys, range(len(self.keys))))
+        return self._index
+
+    def unique_keys(self) -> bool:
+        return len(self.index()) == len(self.keys)
+
+    def mod_names(self) -> List[str]:
+        assert self.mod is not None
+        return [self.mods[j] for j in self.mod.tolist()]
+
+
 class StepPlan:
     """A plan plus the global batch it was made from: builds the exchanges of one step.
 
     `global_examples` is the all-gathered batch (rank order, then sampled order), so this rank's
     sampled examples are those with `rank == self.rank`, in the order it sampled them.
     Every rank walks the whole batch to build its exchanges (that is what spares communicating
-    counts), so per-example facts are computed once here and layouts are cached.
+    counts), so per-example facts are read once here into integer columns, each phase's items
+    are numbered once, and exchanges are built on those numbers (no per-call re-keying).
+    Irregular inputs (repeated item keys, a plan that does not cover a phase's items exactly
+    once) go through the string-keyed Exchange constructor, which raises what it always raised.
     """
 
     def __init__(
@@ -317,54 +419,159 @@ class StepPlan:
         self.group = group
         self.examples = list(global_examples)
         mods = _modalities(config)
-        self._ids: List[str] = [_js_id(e["id"]) for e in self.examples]
-        self._ranks: List[int] = [int(e["rank"]) for e in self.examples]
-        # Segment lengths per example and modality (only the modalities it has).
-        self._segs: List[Dict[str, List[int]]] = [
-            {m: segment_lengths(e.get(m)) for m in mods if e.get(m) is not None} for e in self.examples
-        ]
-        self._index: Dict[str, int] = {eid: i for i, eid in enumerate(self._ids)}
-        self.by_id: Dict[str, Mapping[str, Any]] = {eid: e for eid, e in zip(self._ids, self.examples)}
+        self._ids: List[str] = [v if type(v) is str else _js_id(v) for v in [e["id"] for e in self.examples]]
+        self._ranks: List[int] = list(map(int, [e["rank"] for e in self.examples]))
+        # Segment lengths per modality, as integer columns over the examples.
+        self._cols = _segment_columns(self.examples, mods)
+        self._index: Dict[str, int] = dict(zip(self._ids, range(len(self._ids))))
+        self.by_id: Dict[str, Mapping[str, Any]] = dict(zip(self._ids, self.examples))
         self.phases: Dict[str, Mapping[str, Any]] = {p["name"]: p for p in config["phases"]}
         self._planned: Dict[str, Mapping[str, Any]] = {p["name"]: p for p in plan["phases"]}
-        self._cache: Dict[Tuple[str, str], Any] = {}
+        self._cache: Dict[Tuple[Any, ...], Any] = {}
 
-    # layouts ------------------------------------------------------------------------------
-
-    def _segments(self, i: int, modalities: Sequence[str]) -> List[Tuple[Key, str, int]]:
-        """(key, modality, length) of example i's segments of these modalities, in item order."""
-        eid, segs = self._ids[i], self._segs[i]
-        return [(f"{eid}/{m}/{k}", m, L) for m in modalities if m in segs for k, L in enumerate(segs[m])]
-
-    def _phase_segments(self, phase: str) -> List[List[Tuple[Key, str, int]]]:
-        """_segments of every example for a phase's modalities, computed once per phase."""
-        key = ("segments", phase)
-        if key not in self._cache:
-            mods = self.phases[phase]["modalities"]
-            self._cache[key] = [self._segments(i, mods) for i in range(len(self.examples))]
-        return self._cache[key]
-
-    def _has_any(self, i: int, modalities: Sequence[str]) -> bool:
-        segs = self._segs[i]
-        return any(segs.get(m) for m in modalities)
+    # items --------------------------------------------------------------------------------
 
     def _is_segment(self, phase: str) -> bool:
         return self.phases[phase].get("unit", "segment") == "segment"
+
+    def _segment_items(self, mods: Sequence[str]) -> _Items:
+        """One item per segment of these modalities, key "<id>/<modality>/<k>" (cached)."""
+        ck = ("segment items", tuple(mods))
+        if ck in self._cache:
+            return self._cache[ck]
+        long = torch.long
+        n, M = len(self.examples), len(mods)
+        cols = [self._cols[m] for m in mods]
+        if M == 0:
+            empty = torch.zeros(0, dtype=long)
+            items = _Items([], empty, empty, torch.zeros(n, dtype=long), mods, empty)
+            self._cache[ck] = items
+            return items
+        # pair (example e, modality j), row-major = item order; its segments are a run of lengths.
+        counts = torch.stack([c for c, _ in cols], 1)
+        pair_counts = counts.reshape(-1)
+        sizes = torch.tensor([L.numel() for _, L in cols], dtype=long)
+        base = torch.cumsum(sizes, 0) - sizes
+        starts = torch.stack([base[j] + torch.cumsum(c, 0) - c for j, (c, _) in enumerate(cols)], 1).reshape(-1)
+        tokens = torch.cat([L for _, L in cols])[_ranges(starts, pair_counts)]
+        per_example = counts.sum(1)
+        ex = torch.repeat_interleave(torch.arange(n), per_example)
+        mod = torch.repeat_interleave(torch.arange(M).repeat(n), pair_counts)
+        # Keys: each pair's prefix "<id>/<m>/" plus k, from prebuilt pieces (one concatenation
+        # per item rather than a full f-string).
+        pc = pair_counts.tolist()
+        ks = [str(k) for k in range(max(pc, default=0))]
+        prefixes = chain.from_iterable(zip(*[map(operator.add, self._ids, repeat(f"/{m}/")) for m in mods]))
+        keys = [p + k for p, c in zip(prefixes, pc) if c for k in ks[:c]]
+        items = _Items(keys, ex, tokens, per_example, mods, mod)
+        self._cache[ck] = items
+        return items
+
+    def _items(self, phase: str) -> _Items:
+        """The phase's items (cached). Example phases: one item per example with any segment of
+        the phase's modalities, key "<id>", tokens Σ ceil(L × scale) over its segments."""
+        cfg = self.phases[phase]
+        mods = cfg["modalities"]
+        if self._is_segment(phase):
+            return self._segment_items(mods)
+        ck = ("example items", phase)
+        if ck not in self._cache:
+            n = len(self.examples)
+            scale = cfg.get("scale", {})
+            present = torch.zeros(n, dtype=torch.bool)
+            tokens = torch.zeros(n, dtype=torch.long)
+            for m in mods:
+                c, L = self._cols[m]
+                present |= c > 0
+                tokens.index_add_(0, torch.repeat_interleave(torch.arange(n), c), _ceil_scaled(L, scale.get(m, 1)))
+            ex = present.nonzero().squeeze(1)
+            keys = list(compress(self._ids, present.tolist()))
+            self._cache[ck] = _Items(keys, ex, tokens[ex], present.long(), mods, None)
+        return self._cache[ck]
+
+    def _item_ranks(self, ex: torch.Tensor, checked: torch.Tensor) -> torch.Tensor:
+        """The sampling rank of examples `ex`, as sampled_layout files them: a rank r < 0 wraps
+        like list indexing (world + r); one outside [-world, world) among examples `checked` is
+        an IndexError (segment phases index the layout for every example, even one without
+        segments; example phases only for their items)."""
+        if ("ranks",) not in self._cache:
+            w = self.world
+            # -1: out of range (kept out of the tensor: a huge Python int would not fit).
+            self._cache[("ranks",)] = torch.tensor([r if 0 <= r < w else (r + w if -w <= r < 0 else -1) for r in self._ranks],
+                                                   dtype=torch.long)
+        ranks = self._cache[("ranks",)]
+        if bool((ranks[checked] < 0).any()):
+            raise IndexError("list index out of range")
+        return ranks[ex]
+
+    def _sampled(self, phase: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(g of each item in sampled order, items per rank): each rank's items in example
+        order, i.e. the items stably sorted by sampling rank (cached)."""
+        ck = ("sampled order", phase)
+        if ck not in self._cache:
+            items = self._items(phase)
+            checked = torch.arange(len(self.examples)) if self._is_segment(phase) else items.ex
+            ranks = self._item_ranks(items.ex, checked)
+            order = torch.sort(ranks, stable=True).indices
+            self._cache[ck] = (order, torch.bincount(ranks, minlength=self.world))
+        return self._cache[ck]
+
+    def _planned_examples(self, phase: str) -> torch.Tensor:
+        """The example index of each item of the plan's layout of `phase` (an example phase: its
+        keys are example ids), flat in plan order; KeyError for an unknown id (cached)."""
+        ck = ("planned examples", phase)
+        if ck not in self._cache:
+            flat = chain.from_iterable(self.planned_layout(phase))
+            self._cache[ck] = torch.tensor(list(map(self._index.__getitem__, flat)), dtype=torch.long)
+        return self._cache[ck]
+
+    def _planned_numbers(self, phase: str, items: _Items) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """(g of each planned item, items per rank) of the plan's layout of `phase`, or None when
+        it is not a permutation of `items` over this world (then the string path reports it)."""
+        ck = ("planned order", phase, id(items))    # tables are cached, so their ids are stable
+        if ck not in self._cache:
+            layout = self.planned_layout(phase)
+            g = self._planned_items(phase, items) if len(layout) == self.world else None
+            n = len(items.keys)
+            ok = g is not None and g.numel() == n and bool((torch.bincount(g, minlength=n) == 1).all())
+            self._cache[ck] = (g, torch.tensor([len(keys) for keys in layout], dtype=torch.long)) if ok else None
+        return self._cache[ck]
+
+    def _planned_items(self, phase: str, items: _Items) -> Optional[torch.Tensor]:
+        """g of each key of the plan's layout of `phase`, flat; None when keys are ambiguous
+        (repeated) or one is not an item."""
+        if items.mod is not None:
+            # Segment items: one dict lookup per planned key.
+            if not items.unique_keys():
+                return None
+            try:
+                return torch.tensor(list(map(items.index().__getitem__, chain.from_iterable(self.planned_layout(phase)))),
+                                    dtype=torch.long)
+            except KeyError:
+                return None
+        # Example items: keys are ids, already looked up by _planned_examples (shared with route).
+        if len(self._index) != len(self.examples):
+            return None
+        try:
+            ex = self._planned_examples(phase)
+        except KeyError:
+            return None
+        g_of_ex = torch.full((len(self.examples),), -1, dtype=torch.long)
+        g_of_ex[items.ex] = torch.arange(items.ex.numel())
+        g = g_of_ex[ex]
+        return None if bool((g < 0).any()) else g
+
+    # layouts ------------------------------------------------------------------------------
 
     def sampled_layout(self, phase: str) -> Layout:
         """Every rank's items of `phase` in sampled order (rows of your local tensors go in this order)."""
         key = ("sampled", phase)
         if key not in self._cache:
-            mods = self.phases[phase]["modalities"]
-            layout: Layout = [[] for _ in range(self.world)]
-            if self._is_segment(phase):
-                for i, segs in enumerate(self._phase_segments(phase)):
-                    layout[self._ranks[i]].extend(k for k, _, _ in segs)
-            else:
-                for i in range(len(self.examples)):
-                    if self._has_any(i, mods):
-                        layout[self._ranks[i]].append(self._ids[i])
-            self._cache[key] = layout
+            keys = self._items(phase).keys
+            order, counts = self._sampled(phase)
+            flat = [keys[g] for g in order.tolist()]
+            ends = torch.cumsum(counts, 0).tolist()
+            self._cache[key] = [flat[e - c: e] for e, c in zip(ends, counts.tolist())]
         return self._cache[key]
 
     def planned_layout(self, phase: str) -> Layout:
@@ -378,28 +585,12 @@ class StepPlan:
         """This rank's item keys of `phase`, sampled (default) or planned order."""
         return list((self.planned_layout(phase) if planned else self.sampled_layout(phase))[self.rank])
 
-    def _item_rows(self, phase: str, seg_rows: Optional[RowsFn], ex_rows: Optional[RowsFn]) -> Dict[Key, int]:
-        mods = self.phases[phase]["modalities"]
-        out: Dict[Key, int] = {}
-        if self._is_segment(phase):
-            for segs in self._phase_segments(phase):
-                for k, m, L in segs:
-                    out[k] = L if seg_rows is None else int(seg_rows(L, m))
-        else:
-            scale = self.phases[phase].get("scale", {})
-            for i, e in enumerate(self.examples):
-                if self._has_any(i, mods):
-                    out[self._ids[i]] = (
-                        sum(math.ceil(L * scale.get(m, 1)) for _, m, L in self._segments(i, mods))
-                        if ex_rows is None else int(ex_rows(e))
-                    )
-        return out
-
     def item_tokens(self, phase: str) -> Dict[Key, int]:
         """Item length in tokens as the planner counts it (segment length; or Σ ceil(L·scale))."""
         key = ("tokens", phase)
         if key not in self._cache:
-            self._cache[key] = self._item_rows(phase, None, None)
+            items = self._items(phase)
+            self._cache[key] = dict(zip(items.keys, items.tokens.tolist()))
         return self._cache[key]
 
     # exchanges ----------------------------------------------------------------------------
@@ -411,13 +602,27 @@ class StepPlan:
         one row per patch/frame). Example phases: rows(example_dict) (default: the item's token
         count; pass e.g. `lambda e: e["text"]` to move only the text tokens).
         """
+        items = self._items(phase)
+        # Rows per item g (callbacks called once per item, in item order).
         if rows is None:
-            counts = self.item_tokens(phase)
+            row_g = items.tokens
         elif self._is_segment(phase):
-            counts = self._item_rows(phase, rows, None)
+            row_g = torch.tensor([int(rows(L, m)) for L, m in zip(items.tokens.tolist(), items.mod_names())], dtype=torch.long)
         else:
-            counts = self._item_rows(phase, None, rows)
-        return Exchange(self.sampled_layout(phase), self.planned_layout(phase), counts, self.rank, self.group)
+            row_g = torch.tensor(list(map(int, map(rows, [self.examples[i] for i in items.ex.tolist()]))), dtype=torch.long)
+        order, counts = self._sampled(phase)
+        planned = self._planned_numbers(phase, items)
+        if planned is None or not 0 <= self.rank < self.world:
+            return Exchange(self.sampled_layout(phase), self.planned_layout(phase), dict(zip(items.keys, row_g.tolist())),
+                            self.rank, self.group)
+        # Source numbering = sampled order: item g is source number at[g].
+        g_dst, dst_counts = planned
+        at = torch.empty_like(order)
+        at[order] = torch.arange(order.numel())
+        lo = int(counts[: self.rank].sum())
+        src_keys = [items.keys[g] for g in order[lo: lo + int(counts[self.rank])].tolist()]
+        return Exchange._numbered(self.rank, self.world, self.group, counts, row_g[order], at[g_dst], dst_counts,
+                                  src_keys, list(self.planned_layout(phase)[self.rank]))
 
     def route(
         self,
@@ -435,6 +640,7 @@ class StepPlan:
         rows(length, modality): outputs per segment (default: ceil(length × scale) with the
         target phase's scale, the token count the planner charged the backbone for).
         """
+        long = torch.long
         names = [phases] if isinstance(phases, str) else list(phases)
         if to is None:
             examples_phases = [p["name"] for p in self.config["phases"] if p.get("unit", "segment") == "example"]
@@ -442,33 +648,113 @@ class StepPlan:
                 raise ValueError("no unit:'example' phase to route to")
             to = examples_phases[-1]
         scale = self.phases[to].get("scale", {})
-        rows_fn: RowsFn = rows if rows is not None else (lambda L, m: math.ceil(L * scale.get(m, 1)))
         src: Layout = [[] for _ in range(self.world)]
         for name in names:
             for r, keys in enumerate(self.planned_layout(name)):
                 src[r].extend(keys)
-        counts: Dict[Key, int] = {}
-        per_phase = [self._phase_segments(n) for n in names]
-        dst: Layout = []
-        item_rows: List[int] = []
-        for r, keys in enumerate(self.planned_layout(to)):
-            lst: List[Key] = []
-            for eid in keys:
-                total = 0
-                i = self._index[eid]
-                for k, m, L in (seg for segs in per_phase for seg in segs[i]):
-                    n = int(rows_fn(L, m))
-                    counts[k] = n
-                    lst.append(k)
-                    total += n
-                if r == self.rank:
-                    item_rows.append(total)
-            dst.append(lst)
-        if sum(len(x) for x in dst) != sum(len(x) for x in src):
-            placed = {k for lst in dst for k in lst}
-            missing = [k for keys in src for k in keys if k not in placed]
-            raise ValueError(f"phase {to!r} does not hold the examples of {missing[:3]}: route to a phase that includes them")
-        return RouteExchange(src, dst, counts, self.rank, self.group, list(self.planned_layout(to)[self.rank]), item_rows)
+        # The routed items: each phase's segments, numbered u = base[p] + g (phase p's g).
+        tables = [self._segment_items(self.phases[n]["modalities"]) for n in names]
+        sizes = [len(t.keys) for t in tables]
+        base = [sum(sizes[:p]) for p in range(len(tables))]
+        to_layout = self.planned_layout(to)
+
+        # Destination: for each example of `to` in planned order, its items of each phase in turn.
+        dst_ex = self._planned_examples(to)
+        dst_ex_rank = torch.repeat_interleave(torch.arange(len(to_layout)), torch.tensor([len(k) for k in to_layout], dtype=long))
+        if tables:
+            starts = torch.stack([b + t.first[dst_ex] for b, t in zip(base, tables)], 1)
+            lens = torch.stack([t.per_example[dst_ex] for t in tables], 1)
+        else:
+            starts = lens = torch.zeros(dst_ex.numel(), 0, dtype=long)
+        dst_u = _ranges(starts.reshape(-1), lens.reshape(-1))
+        items_per_ex = lens.sum(1)
+
+        # Rows per destination item (callbacks once per item, in destination order).
+        all_tokens = torch.cat([t.tokens for t in tables]) if tables else torch.zeros(0, dtype=long)
+        # Modality of each u, as an index into all_names (each table's mods, in turn).
+        mod_base = [sum(len(x.mods) for x in tables[:p]) for p in range(len(tables))]
+        all_mod = torch.cat([t.mod + b for t, b in zip(tables, mod_base)]) if tables else torch.zeros(0, dtype=long)
+        all_names = [m for t in tables for m in t.mods]
+        if rows is None:
+            row_u = torch.zeros_like(all_tokens)
+            for j, m in enumerate(all_names):
+                sel = all_mod == j
+                row_u[sel] = _ceil_scaled(all_tokens[sel], scale.get(m, 1))
+            row_dst = row_u[dst_u]
+        else:
+            names_dst = [all_names[j] for j in all_mod[dst_u].tolist()]
+            row_dst = torch.tensor([int(rows(L, m)) for L, m in zip(all_tokens[dst_u].tolist(), names_dst)], dtype=long)
+
+        # This rank's examples' total rows (what split_by_item splits by).
+        ex_rows = torch.zeros(dst_ex.numel(), dtype=long).index_add_(
+            0, torch.repeat_interleave(torch.arange(dst_ex.numel()), items_per_ex), row_dst)
+        mine = (dst_ex_rank == self.rank).nonzero().squeeze(1)
+        item_rows: List[int] = ex_rows[mine].tolist()
+
+        all_keys = list(chain.from_iterable(t.keys for t in tables))
+        numbered = self._route_numbering(names, tables, base, src, to_layout, dst_u)
+        if numbered is None:
+            # Irregular: the string-keyed path, with its errors.
+            dst_flat = [all_keys[u] for u in dst_u.tolist()]
+            dst_counts = torch.zeros(len(to_layout), dtype=long).index_add_(0, dst_ex_rank, items_per_ex).tolist()
+            ends = list(accumulate(dst_counts))
+            dst = [dst_flat[e - c: e] for e, c in zip(ends, dst_counts)]
+            counts = dict(zip(dst_flat, row_dst.tolist()))
+            if len(dst_flat) != sum(len(x) for x in src):
+                placed = set(dst_flat)
+                missing = [k for keys in src for k in keys if k not in placed]
+                raise ValueError(f"phase {to!r} does not hold the examples of {missing[:3]}: route to a phase that includes them")
+            return RouteExchange(src, dst, counts, self.rank, self.group, list(to_layout[self.rank]), item_rows)
+
+        src_u, src_counts = numbered
+        at = torch.empty_like(src_u)
+        at[src_u] = torch.arange(src_u.numel())
+        row_src = torch.empty_like(row_dst)
+        row_src[at[dst_u]] = row_dst
+        dst_counts = torch.zeros(self.world, dtype=long).index_add_(0, dst_ex_rank, items_per_ex)
+        dlo = int(dst_counts[: self.rank].sum())
+        dst_keys = [all_keys[u] for u in dst_u[dlo: dlo + int(dst_counts[self.rank])].tolist()]
+        ex = RouteExchange._numbered(self.rank, self.world, self.group, src_counts, row_src, at[dst_u], dst_counts,
+                                     list(src[self.rank]), dst_keys)
+        ex.item_keys = list(to_layout[self.rank])
+        ex.item_rows = item_rows
+        return ex
+
+    def _route_numbering(self, names: List[str], tables: List[_Items], base: List[int], src: Layout,
+                         to_layout: Layout, dst_u: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """(u of each source item in source order, source items per rank), or None when the
+        route is irregular and must go through the string-keyed constructor: keys that may
+        repeat, a planned layout that is not a permutation of its phase's items, a destination
+        that does not hold every source item exactly once, a rank outside the world."""
+        long = torch.long
+        if not 0 <= self.rank < self.world or len(to_layout) != self.world:
+            return None
+        # Keys are distinct across the routed phases when each phase's keys are distinct and the
+        # phases share no modality whose name could blur the "<id>/<m>/<k>" split.
+        all_mods = [m for t in tables for m in t.mods]
+        if len(set(all_mods)) != len(all_mods) or not all(isinstance(m, str) and "/" not in m for m in all_mods):
+            return None
+        planned = []
+        for name, t in zip(names, tables):
+            numbers = self._planned_numbers(name, t)
+            if numbers is None:
+                return None
+            planned.append(numbers)
+        total = sum(len(t.keys) for t in tables)
+        if dst_u.numel() != total or bool((torch.bincount(dst_u, minlength=total) != 1).any()):
+            return None
+        # Source order: rank-major, then the phases in the order given, then planned order. Each
+        # phase's planned items are rank-major already, so each item's source position is its
+        # rank's start + the items of earlier phases on that rank + its offset within the rank.
+        src_counts = torch.tensor([len(keys) for keys in src], dtype=long)
+        before = torch.cumsum(src_counts, 0) - src_counts
+        src_u = torch.empty(total, dtype=long)
+        for b, (g, per_rank) in zip(base, planned):
+            r = torch.repeat_interleave(torch.arange(self.world), per_rank)
+            rank_lo = torch.cumsum(per_rank, 0) - per_rank
+            src_u[before[r] + torch.arange(g.numel()) - rank_lo[r]] = b + g
+            before = before + per_rank
+        return src_u, src_counts
 
 
 class RouteExchange(Exchange):
