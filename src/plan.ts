@@ -4,6 +4,7 @@ import { cpuAccelerator, type Accelerator } from './accel.js';
 import { quantiseCosts } from './cost.js';
 import { InputError } from './errors.js';
 import { exchangeMatrix } from './exchange.js';
+import type { GpuCallProfile } from './gpu/accelerator.js'; // a type only: the GPU module loads on demand
 import { buildPhaseItems } from './items.js';
 import { groupLoads, lowerBound, partition, type PartitionInput } from './partition/index.js';
 import { kkInBackground, type KkJob } from './partition/kk-background.js';
@@ -40,15 +41,12 @@ function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
   }
 }
 
-/** What a GPU accelerator reports about its last call (src/gpu/accelerator.ts). */
-interface CallProfile { hostMs: number; waitMs: number; readMs: number; kernelMs: number | null; pairPath?: 'gpu' | 'cpu' | null }
-
 /**
  * The accelerator with every call timed into `t` (the breakdown in stats.stages): wall time per
  * primitive, and for calls that ran kernels, the GPU accelerator's own split of them.
  */
 function timedAccelerator(accel: Accelerator, t: Record<string, number>): Accelerator {
-  const profiled = accel as Accelerator & { lastCall?: CallProfile | null };
+  const profiled = accel as Accelerator & { lastCall?: GpuCallProfile | null };
   const time = async <R>(key: string, run: () => Promise<R>): Promise<R> => {
     const before = profiled.lastCall;
     const start = performance.now();

@@ -164,11 +164,16 @@ export function toWordPairs(values: Float64Array, extraZeros = 0): Uint32Array {
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v >= MAX_U64) { words[2 * i] = 0xffffffff; words[2 * i + 1] = 0xffffffff; continue; }
-    const hi = Math.floor(v / TWO_32);
-    words[2 * i] = v - hi * TWO_32;
-    words[2 * i + 1] = hi;
+    putWordPair(words, 2 * i, v);
   }
   return words;
+}
+
+/** A non-negative integer below 2^64 (exact below 2^53) as (lo, hi) words at words[at], words[at + 1]. */
+export function putWordPair(words: Uint32Array, at: number, v: number): void {
+  const hi = Math.floor(v / TWO_32);
+  words[at] = v - hi * TWO_32;
+  words[at + 1] = hi;
 }
 
 /** Inverse of toWordPairs for values below 2^53. */

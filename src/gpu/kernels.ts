@@ -2,7 +2,7 @@
 // encodes each kernel family into a compute pass (no submits here: callers batch them).
 
 import type { PairArena } from '../partition/pairstep.js';
-import { bindGroup, Call, dispatch, type UniformSlot } from './buffers.js';
+import { bindGroup, Call, dispatch, putWordPair, type UniformSlot } from './buffers.js';
 import { compileShader, createPipeline } from './device.js';
 import { shaderSource } from './shaders.js';
 
@@ -205,7 +205,6 @@ export const PAIR_WORKGROUP = 64;
 /** Bytes per pair of the packed pair table (pair_steps.wgsl's PairInfo: 16 u32). */
 export const PAIR_INFO_BYTES = 64;
 
-const TWO_32 = 4294967296;
 const TWO_53 = 9007199254740992;
 
 /** What pair_steps.wgsl reads besides the arena's members: see packPairSteps. */
@@ -254,8 +253,8 @@ export function packPairSteps(a: PairArena, pairs: Int32Array): PairStepsJob {
     const count = noStep || Lh - Ll < 2 || hn === 0 ? 0 : Math.ceil(hn / PAIR_CHUNK);
     const at = 16 * i;
     info[at] = ho; info[at + 1] = hn; info[at + 2] = lo; info[at + 3] = ln;
-    putWords(info, at + 4, Lh); putWords(info, at + 6, Ll);
-    putWords(info, at + 8, tok[h]); putWords(info, at + 10, tok[l]);
+    putWordPair(info, at + 4, Lh); putWordPair(info, at + 6, Ll);
+    putWordPair(info, at + 8, tok[h]); putWordPair(info, at + 10, tok[l]);
     info[at + 12] = numChunks; info[at + 13] = count;
     info[at + 14] = q < 0 || (hn === q + 1 && ln === q) ? 1 : 0;
     numChunks += count;
@@ -265,14 +264,9 @@ export function packPairSteps(a: PairArena, pairs: Int32Array): PairStepsJob {
     const count = info[16 * i + 13];
     for (let j = 0; j < count; j++, c++) { chunks[2 * c] = i; chunks[2 * c + 1] = j * PAIR_CHUNK; }
   }
-  return { info, chunks, numChunks, hasCap: hasCap && !noStep, capLo: capFloor % TWO_32, capHi: Math.floor(capFloor / TWO_32) };
-}
-
-/** A non-negative integer < 2^53 as (lo, hi) words at words[at], words[at + 1]. */
-function putWords(words: Uint32Array, at: number, v: number): void {
-  const hi = Math.floor(v / TWO_32);
-  words[at] = v - hi * TWO_32;
-  words[at + 1] = hi;
+  const capWords = new Uint32Array(2);
+  putWordPair(capWords, 0, capFloor);
+  return { info, chunks, numChunks, hasCap: hasCap && !noStep, capLo: capWords[0], capHi: capWords[1] };
 }
 
 /**

@@ -4,8 +4,7 @@ import type { Accelerator } from '../accel.js';
 import { InputError } from '../errors.js';
 import type { Algorithm } from '../types.js';
 import { feasible, groupLoads, maxOf, type PartitionInput } from './common.js';
-import { kk } from './kk.js';
-import type { KkJob } from './kk-background.js';
+import { kkInLine, type KkJob } from './kk-background.js';
 import { locality, rehome } from './locality.js';
 import { lpt, tokenFit } from './lpt.js';
 import { padded } from './padded.js';
@@ -70,7 +69,7 @@ function lptValid(inp: PartitionInput, phaseName: string): Int32Array {
  * `best`'s starting point: LPT; where greedy placement cannot meet a token cap, the other valid
  * groupings (KK, the contiguous cut, the sampled layout itself), whichever is lightest.
  */
-async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, sampledRank: Int32Array, phaseName: string, kkJob?: KkJob | null): Promise<PartitionResult> {
+async function startValid(inp: PartitionInput, lb: number, accel: Accelerator, sampledRank: Int32Array, phaseName: string, kkJob: KkJob): Promise<PartitionResult> {
   const g = lptOrNull(inp);
   if (g) return { group: g, algorithm: 'lpt' };
   const options: PartitionResult[] = [];
@@ -115,12 +114,9 @@ async function paddedValid(inp: PartitionInput, lb: number, accel: Accelerator):
   return fixed && feasible(inp, fixed) ? fixed : null;
 }
 
-/**
- * KK (the background job's grouping when one was started for this phase), then repaired to the
- * constraints; null if it cannot be made valid.
- */
-async function kkValid(inp: PartitionInput, job?: KkJob | null): Promise<Int32Array | null> {
-  const g = job ? await job.group() : kk(inp);
+/** KK's grouping (from the phase's job), then repaired to the constraints; null if it cannot be made valid. */
+async function kkValid(inp: PartitionInput, job: KkJob): Promise<Int32Array | null> {
+  const g = await job.group();
   if (feasible(inp, g)) return g;
   const fixed = repair(inp, g);
   return fixed && feasible(inp, fixed) ? fixed : null;
@@ -138,13 +134,14 @@ export async function partition(
 ): Promise<PartitionResult> {
   const lb = lowerBound(inp, total);
   const target = Math.ceil(lb);
+  const job = kkJob ?? kkInLine(inp); // KK at most once per phase, wherever it runs
   switch (algorithm) {
     case 'none':
       return { group: sampledLayout(sampledRank), algorithm: 'none' };
     case 'lpt':
       return { group: lptValid(inp, phaseName), algorithm: 'lpt' };
     case 'kk': {
-      const g = await kkValid(inp, kkJob);
+      const g = await kkValid(inp, job);
       if (!g) throw new InputError(`phase "${phaseName}": kk could not be made to respect the phase's constraints; try --algorithm best`);
       return { group: g, algorithm: 'kk' };
     }
@@ -154,7 +151,7 @@ export async function partition(
       return { group: g, algorithm: 'padded' };
     }
     case 'best':
-      return best(inp, target, lb, accel, phaseName, sampledRank, kkJob);
+      return best(inp, target, lb, accel, phaseName, sampledRank, job);
   }
 }
 
@@ -178,7 +175,7 @@ export const LOCALITY_RULE = 'contract' as 'winner' | 'contract';
  * candidate is already within min(raw LPT, raw KK, the quality bar), it is accepted whatever the
  * refined KK would score, so KK is not refined.
  */
-async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array, kkJob?: KkJob | null): Promise<PartitionResult> {
+async function best(inp: PartitionInput, target: number, lb: number, accel: Accelerator, phaseName: string, sampledRank: Int32Array, kkJob: KkJob): Promise<PartitionResult> {
   const score = (g: Int32Array) => maxOf(groupLoads(inp, g));
   const candidates: PartitionResult[] = [];
   const polish = async (g: Int32Array) => (inp.padding ? g : refine(inp, g, { target }, accel));

@@ -141,3 +141,15 @@ export function kkInBackground(inp: PartitionInput): KkJob | null {
     cancel: () => { p.cancelled = true; },
   };
 }
+
+/**
+ * The same interface for KK run on this thread, once, when first asked for: a phase whose
+ * `best` needs KK twice (as its start under a token cap, then as a candidate) computes it once.
+ */
+export function kkInLine(inp: PartitionInput): KkJob {
+  let group: Int32Array | undefined;
+  return {
+    group: async () => (group ??= kk(inp)).slice(),
+    cancel: () => {},
+  };
+}
