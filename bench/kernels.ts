@@ -29,7 +29,7 @@
 // kernel-only time against the bandwidth floor of their minimal traffic (16 B per key per pass,
 // 16 B per value).
 
-import { cpuAccelerator, type Accelerator, type PairArena } from '../src/accel.js';
+import { cpuAccelerator, type Accelerator, type PairArena } from '../src/primitives/accelerator.js';
 import { createGpuAccelerator, type CutPath, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { activeDigitShifts, SORT_TILE } from '../src/gpu/kernels.js';
 

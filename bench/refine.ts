@@ -2,7 +2,7 @@
 // same LPT and KK starting groupings refined both ways (refine's `rounds` option), min time
 // of --repeats, and the max load over the lower bound in ppm.
 //   node dist/bench/refine.js [--grid 65536x1024,262144x4096] [--repeats 3]
-import { cpuAccelerator, sortDescCpu } from '../src/accel.js';
+import { cpuAccelerator, sortDescCpu } from '../src/primitives/accelerator.js';
 import { quantiseCosts } from '../src/cost.js';
 import { batchFromExamples } from '../src/input.js';
 import { buildPhaseItems } from '../src/items.js';

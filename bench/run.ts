@@ -6,10 +6,10 @@
 //   ... --kk-worker on,off     best with KK on a worker thread (default) and on the main thread
 //   ... --stages               then a table of where best's plan time went (stats.stages)
 // (the workload caps vision tokens per rank, so keep examples/ranks ≤ ~100)
-import { cpuAccelerator, type Accelerator } from '../src/accel.js';
-import { getAccelerator } from '../src/backend.js';
+import { cpuAccelerator, type Accelerator } from '../src/primitives/accelerator.js';
+import { getAccelerator } from '../src/primitives/backend.js';
 import { batchFromExamples } from '../src/input.js';
-import { planBatch } from '../src/plan.js';
+import { planBatch } from '../src/plan/index.js';
 import type { Algorithm } from '../src/types.js';
 import { generateWorkload } from '../src/workload.js';
 import { cpus } from 'node:os';

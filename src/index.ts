@@ -1,15 +1,15 @@
 // Public library API: `import { plan } from 'postbalance'`.
-import { cpuAccelerator, type Accelerator } from './accel.js';
+import { cpuAccelerator, type Accelerator } from './primitives/accelerator.js';
 import { batchFromExamples, validateConfig } from './input.js';
-import { planBatch } from './plan.js';
+import { planBatch } from './plan/index.js';
 import type { Batch, Config, Example, Plan, PlanOptions } from './types.js';
 
 export * from './types.js';
 export { InputError } from './errors.js';
 export { parseConfig, validateConfig, parseBatch, batchFromExamples, modalitiesOf } from './input.js';
-export { planBatch, formatPlan, routeTarget } from './plan.js';
+export { planBatch, planIndexed, formatPlan, toPlanDocument, routeTarget } from './plan/index.js';
 export { generateWorkload, demoConfig, toJsonl } from './workload.js';
-export { cpuAccelerator, type Accelerator, type CutResult } from './accel.js';
+export { cpuAccelerator, type Accelerator, type CutResult } from './primitives/accelerator.js';
 
 /**
  * Plan a global batch: examples as the CLI's JSONL objects (or an already parsed Batch).

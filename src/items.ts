@@ -15,10 +15,19 @@ interface Seg {
 }
 
 interface Filled {
-  ids: string[];
   ex: Uint32Array;
+  /** Segment phases: which of the phase's modalities, and k within the example's array. */
+  modality: Uint32Array;
+  segment: Uint32Array;
   tokens: Uint32Array;
   bytes: Float64Array;
+}
+
+function filled(count: number, segments: boolean): Filled {
+  return {
+    ex: new Uint32Array(count), modality: new Uint32Array(segments ? count : 0), segment: new Uint32Array(segments ? count : 0),
+    tokens: new Uint32Array(count), bytes: new Float64Array(count),
+  };
 }
 
 export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): PhaseItems {
@@ -31,7 +40,30 @@ export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): Ph
   const count = f.ex.length;
   const sampledRank = new Int32Array(count);
   sampledRanks(batch.ranks, f.ex, sampledRank);
-  return { phase, ids: f.ids, example: f.ex, sampledRank, tokens: f.tokens, bytes: f.bytes };
+  // Ids are strings, costly at a million items and needed only by the full output form: built
+  // on first use.
+  let ids: string[] | null = null;
+  const { ex, modality, segment } = f;
+  return {
+    phase, example: ex, modality, segment, sampledRank, tokens: f.tokens, bytes: f.bytes,
+    get ids(): string[] {
+      if (ids === null) ids = phase.unit === 'segment' ? segmentIds(batch.ids, phase.modalities, ex, modality, segment) : exampleIds(batch.ids, ex);
+      return ids;
+    },
+  };
+}
+
+/** "<exampleId>/<modality>/<k>" of every segment item. */
+function segmentIds(exampleIds: string[], modalities: string[], ex: Uint32Array, modality: Uint32Array, segment: Uint32Array): string[] {
+  const out = new Array<string>(ex.length);
+  for (let i = 0; i < ex.length; i++) out[i] = exampleIds[ex[i]] + '/' + modalities[modality[i]] + '/' + segment[i];
+  return out;
+}
+
+function exampleIds(exampleIds: string[], ex: Uint32Array): string[] {
+  const out = new Array<string>(ex.length);
+  for (let i = 0; i < ex.length; i++) out[i] = exampleIds[ex[i]];
+  return out;
 }
 
 function sampledRanks(ranks: Int32Array, ex: Uint32Array, out: Int32Array): void {
@@ -43,7 +75,7 @@ function segmentItems(batch: Batch, segs: Seg[]): Filled {
   const n = batch.ids.length;
   let count = 0;
   for (const s of segs) count += s.offsets[n] - s.offsets[0];
-  const f: Filled = { ids: new Array<string>(count), ex: new Uint32Array(count), tokens: new Uint32Array(count), bytes: new Float64Array(count) };
+  const f = filled(count, true);
   const nm = segs.length;
   let o = 0;
   for (let e = 0; e < n; e++) {
@@ -51,17 +83,18 @@ function segmentItems(batch: Batch, segs: Seg[]): Filled {
       const s = segs[t];
       const from = s.offsets[e], to = s.offsets[e + 1];
       if (from === to) continue;
-      o = fillSegments(f, o, batch.ids[e] + '/' + s.m + '/', e, s.lengths, from, to, s.bpt);
+      o = fillSegments(f, o, t, e, s.lengths, from, to, s.bpt);
     }
   }
   return f;
 }
 
-function fillSegments(f: Filled, o: number, prefix: string, e: number, lengths: Uint32Array, from: number, to: number, bpt: number): number {
-  const { ids, ex, tokens, bytes } = f;
+function fillSegments(f: Filled, o: number, m: number, e: number, lengths: Uint32Array, from: number, to: number, bpt: number): number {
+  const { ex, modality, segment, tokens, bytes } = f;
   for (let j = from; j < to; j++, o++) {
-    ids[o] = prefix + (j - from);
     ex[o] = e;
+    modality[o] = m;
+    segment[o] = j - from;
     tokens[o] = lengths[j];
     bytes[o] = lengths[j] * bpt;
   }
@@ -79,8 +112,8 @@ function exampleItems(batch: Batch, phase: PhaseConfig, segs: Seg[]): Filled {
   for (const s of segs) addModality(s.offsets, s.lengths, s.scale, s.bpt, len, b, present);
   let count = 0;
   for (let e = 0; e < n; e++) count += present[e];
-  const f: Filled = { ids: new Array<string>(count), ex: new Uint32Array(count), tokens: new Uint32Array(count), bytes: new Float64Array(count) };
-  const bad = fillExamples(f, batch.ids, len, b, present);
+  const f = filled(count, false);
+  const bad = fillExamples(f, len, b, present);
   if (bad >= 0) {
     const where = batch.lines?.[bad] ? `batch line ${batch.lines[bad]}` : `batch example ${JSON.stringify(batch.ids[bad])}`;
     throw inputError(where, `phase "${phase.name}" length ${len[bad]} (Σ scaled segments) exceeds 2^32-1 tokens`);
@@ -107,13 +140,12 @@ function addModality(offsets: Uint32Array, lengths: Uint32Array, scale: number, 
 }
 
 /** Fills the example items; returns the first example over 2^32-1 tokens (then stops), or -1. */
-function fillExamples(f: Filled, ids: string[], len: Float64Array, b: Float64Array, present: Uint8Array): number {
+function fillExamples(f: Filled, len: Float64Array, b: Float64Array, present: Uint8Array): number {
   const n = len.length;
   let o = 0;
   for (let e = 0; e < n; e++) {
     if (!present[e]) continue;
     if (len[e] > MAX_U32) return e;
-    f.ids[o] = ids[e];
     f.ex[o] = e;
     f.tokens[o] = len[e];
     f.bytes[o] = b[e];

@@ -2,7 +2,7 @@
 // group. Keeping a group on the rank that sampled most of its bytes (then on that rank's node)
 // minimises what the all-to-all moves. This is a max-weight assignment; we solve it greedily by
 // overlap (heaviest (group, rank) pairs first), which is fast at 16k ranks and deterministic.
-import { sortDescCpu } from './accel.js';
+import { sortDescCpu } from './primitives/sort.js';
 
 /**
  * Returns rankOfGroup[g]. `weight[i]` is what item i costs to move (bytes; item counts break

@@ -59,9 +59,14 @@ export interface Batch {
 /** The items of one phase, in a deterministic order (example order, then modality order, then k). */
 export interface PhaseItems {
   phase: PhaseConfig;
-  ids: string[];
+  /** Item ids (see the README): built on first use. */
+  readonly ids: string[];
   /** Index of the example each item belongs to. */
   example: Uint32Array;
+  /** Segment phases: the item's modality (index into phase.modalities); empty for example phases. */
+  modality: Uint32Array;
+  /** Segment phases: k, the item's index in its example's array of that modality; empty for example phases. */
+  segment: Uint32Array;
   /** Sampled rank of the item (its example's rank). */
   sampledRank: Int32Array;
   /** Item length L in tokens (after scaling for `unit: "example"`). */
@@ -123,6 +128,34 @@ export interface PlanStats {
 export interface Plan {
   ranks: number;
   phases: PhasePlan[];
+  stats: PlanStats;
+}
+
+/**
+ * One phase of a plan, item-indexed: what placement, the exchange, the simulator and every
+ * output form read (no string ids inside the engine).
+ */
+export interface PhaseResult {
+  items: PhaseItems;
+  /** rank[i]: the rank that runs item i, in item order. */
+  rank: Int32Array;
+  /** Per-rank cost as reported (float64 sums of the unquantised item costs, item order). */
+  loads: Float64Array;
+  lowerBound: number;
+  maxCost: number;
+  meanCost: number;
+  exchange: ExchangeSummary;
+  algorithm: string;
+}
+
+/** A plan before formatting: per phase the rank of every item, and where encoder items route. */
+export interface PlanResult {
+  ranks: number;
+  phases: PhaseResult[];
+  /** Index of the phase encoder items are routed to (the last `unit: "example"` phase), or −1. */
+  routeTo: number;
+  /** The rank of every example in the routeTo phase (−1 where it has no item there); null without one. */
+  rankOfExample: Int32Array | null;
   stats: PlanStats;
 }
 

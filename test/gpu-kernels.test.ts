@@ -3,13 +3,13 @@
 // Reproduce a failure with POSTBALANCE_SEED=<seed printed below>.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator, type PairArena } from '../src/accel.js';
+import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator, type PairArena } from '../src/primitives/accelerator.js';
 import { createGpuAccelerator, parallelCutMinItems, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { dispatchGrid, fromWordPairs, toWordPairs } from '../src/gpu/buffers.js';
 import { acquireDevice, compileShader } from '../src/gpu/device.js';
 import { cutJumpRounds } from '../src/gpu/kernels.js';
 import { shaderSource } from '../src/gpu/shaders.js';
-import { pairStepsCpu } from '../src/partition/pairstep.js';
+import { pairStepsCpu } from '../src/primitives/pairstep.js';
 
 const seed = process.env.POSTBALANCE_SEED !== undefined
   ? Number(process.env.POSTBALANCE_SEED) >>> 0

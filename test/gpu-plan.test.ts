@@ -2,8 +2,8 @@
 // every algorithm that uses the accelerator (sort for all; prefix sums and candidate cuts for
 // padded and for best on padded phases). Runs for real on llvmpipe in CI: no adapter = failure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpuAccelerator, type Accelerator } from '../src/accel.js';
-import { getAccelerator } from '../src/backend.js';
+import { cpuAccelerator, type Accelerator } from '../src/primitives/accelerator.js';
+import { getAccelerator } from '../src/primitives/backend.js';
 import { createGpuAccelerator } from '../src/gpu/accelerator.js';
 import { plan } from '../src/index.js';
 import type { Algorithm } from '../src/types.js';

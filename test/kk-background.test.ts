@@ -2,7 +2,7 @@
 // ends (run by the worker, taken back while queued, cancelled), and a plan that uses it is the
 // plan of the synchronous path.
 import { describe, expect, it } from 'vitest';
-import { cpuAccelerator, sortDescCpu } from '../src/accel.js';
+import { cpuAccelerator, sortDescCpu } from '../src/primitives/accelerator.js';
 import { partition } from '../src/partition/index.js';
 import type { PartitionInput } from '../src/partition/common.js';
 import { kk } from '../src/partition/kk.js';

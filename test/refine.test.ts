@@ -2,10 +2,10 @@
 // hand-checked arenas and against an exhaustive search, and balance rounds inside refine on a
 // phase large enough to run them.
 import { describe, expect, it } from 'vitest';
-import { cpuAccelerator, sortDescCpu, type Accelerator, type PairArena } from '../src/accel.js';
+import { cpuAccelerator, sortDescCpu, type Accelerator, type PairArena } from '../src/primitives/accelerator.js';
 import { groupLoads, maxOf, type PartitionInput } from '../src/partition/common.js';
 import { lpt } from '../src/partition/lpt.js';
-import { pairStep, pairStepsCpu } from '../src/partition/pairstep.js';
+import { pairStep, pairStepsCpu } from '../src/primitives/pairstep.js';
 import { refine, ROUNDS_MIN_ITEMS } from '../src/partition/refine.js';
 import { mulberry, testSeed } from './helpers.js';
 

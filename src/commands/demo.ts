@@ -2,10 +2,10 @@
 // batch, plans it with every algorithm, and shows per phase how far each lands from the lower
 // bound, how long planning took and what it moves; then the per-rank load before and after.
 import { writeFile } from 'node:fs/promises';
-import { BACKENDS, getAccelerator } from '../backend.js';
+import { BACKENDS, getAccelerator } from '../primitives/backend.js';
 import type { CliIO } from '../cli.js';
 import { batchFromExamples } from '../input.js';
-import { planBatch } from '../plan.js';
+import { planBatch } from '../plan/index.js';
 import { ALGORITHMS, type Plan } from '../types.js';
 import { generateWorkload } from '../workload.js';
 import { flags, intFlag, oneOf } from './args.js';

@@ -1,11 +1,11 @@
 // `postbalance plan`: read a JSONL batch and a JSON config, write the plan (the output contract
 // in the README) to stdout or --out. Nothing reaches stdout unless the whole plan succeeded.
 import { writeFile } from 'node:fs/promises';
-import { BACKENDS, getAccelerator } from '../backend.js';
+import { BACKENDS, getAccelerator } from '../primitives/backend.js';
 import type { CliIO } from '../cli.js';
 import { InputError } from '../errors.js';
 import { parseBatch, parseConfig } from '../input.js';
-import { formatPlan, planBatch } from '../plan.js';
+import { formatPlan, planBatch } from '../plan/index.js';
 import { ALGORITHMS } from '../types.js';
 import { flags, oneOf, readInput } from './args.js';
 

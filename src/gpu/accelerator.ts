@@ -6,8 +6,8 @@
 // pooled across calls; a call encodes one compute pass, submits once and maps one read-back
 // buffer (the cut walk repeats that only while some target is unfinished). Calls are serialised.
 
-import type { Accelerator, CutResult, PairArena } from '../accel.js';
-import { pairStepsCpu } from '../partition/pairstep.js';
+import type { Accelerator, CallProfile, CutResult, PairArena } from '../primitives/accelerator.js';
+import { pairStepsCpu } from '../primitives/pairstep.js';
 import { BufferPool, Call, fromWordPairs } from './buffers.js';
 import { acquireDevice } from './device.js';
 import {
@@ -17,22 +17,8 @@ import {
 
 export { GpuUnavailableError } from './device.js';
 
-/** Where the time of the last call went (host clock, plus GPU timestamps where supported). */
-export interface GpuCallProfile {
-  /** Host work before the submit(s): checks, uploads (writeBuffer copies), encoding. */
-  hostMs: number;
-  /** From submit until the read-back buffer was mapped: GPU work, transfers, completion latency. */
-  waitMs: number;
-  /** Copying the mapped results out and turning them into the returned arrays. */
-  readMs: number;
-  /** GPU time of the compute passes (timestamp queries), or null where not supported. */
-  kernelMs: number | null;
-  submits: number;
-  /** For cutCounts: which path ran (see CutPath); null for the other calls. */
-  cutPath: 'serial' | 'parallel' | null;
-  /** For pairSteps: where it ran (see PairPath); null for the other calls. */
-  pairPath: 'gpu' | 'cpu' | null;
-}
+/** The profile of one call (the Accelerator contract's CallProfile). */
+export type GpuCallProfile = CallProfile;
 
 /**
  * Where pairSteps runs: "gpu" (pair_steps.wgsl), "cpu" (pairStepsCpu on the host: the same

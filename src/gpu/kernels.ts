@@ -1,7 +1,7 @@
 // Compiled pipelines for every kernel, created once per device, and the host code that
 // encodes each kernel family into a compute pass (no submits here: callers batch them).
 
-import type { PairArena } from '../partition/pairstep.js';
+import type { PairArena } from '../primitives/pairstep.js';
 import { bindGroup, Call, dispatch, putWordPair, type UniformSlot } from './buffers.js';
 import { compileShader, createPipeline } from './device.js';
 import { shaderSource } from './shaders.js';

@@ -1,6 +1,6 @@
 // Stage 4: partition a phase's items into R groups with the chosen algorithm, and the lower
 // bound every result is measured against.
-import type { Accelerator } from '../accel.js';
+import type { Accelerator } from '../primitives/accelerator.js';
 import { InputError } from '../errors.js';
 import type { Algorithm } from '../types.js';
 import { feasible, groupLoads, maxOf, type PartitionInput } from './common.js';

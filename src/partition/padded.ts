@@ -3,7 +3,7 @@
 // every round evaluates K targets at once through the accelerator (the GPU's
 // candidate-partition kernel, or its CPU reference). Optimal over contiguous partitions; for
 // padded phases (load = count × longest) contiguous runs of similar lengths are what padding wants.
-import type { Accelerator } from '../accel.js';
+import type { Accelerator } from '../primitives/accelerator.js';
 import type { PartitionInput } from './common.js';
 
 /** Targets evaluated per round of the search. */

@@ -20,9 +20,9 @@
 // ⌈(L_h + L_l)/2⌉ (loads are integers), which only grows along the scan; the swap search walks
 // l's costs with one pointer. The result is exactly that of the exhaustive rule above. Small
 // module-level functions (not one large one) so V8 optimises each hot loop early.
-import type { Accelerator } from '../accel.js';
+import type { Accelerator } from '../primitives/accelerator.js';
 import { LoadHeap, type PartitionInput } from './common.js';
-import { pairStep, type PairArena } from './pairstep.js';
+import { pairStep, type PairArena } from '../primitives/pairstep.js';
 
 export interface RefineOptions {
   /** Stop as soon as the max load is ≤ this (a proven lower bound). */

@@ -2,10 +2,10 @@
 // Requests are handled strictly one at a time, in order: a response's position in the output
 // always matches its request's position in the input, which is what a synchronous client relies
 // on (ids are echoed as well, for clients that check).
-import type { Accelerator } from '../accel.js';
+import type { Accelerator } from '../primitives/accelerator.js';
 import { InputError } from '../errors.js';
 import { batchFromExamples, validateConfig } from '../input.js';
-import { formatPlan, planBatch } from '../plan.js';
+import { formatPlan, planBatch } from '../plan/index.js';
 import type { Config, PlanOptions } from '../types.js';
 import { readLines, type Line } from './lines.js';
 import { decodeRequest, expandCompact, recoverId, type RequestId } from './protocol.js';

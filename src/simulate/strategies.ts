@@ -7,8 +7,8 @@
 //                 move to the encoder layouts and encoder outputs to the LLM layout, node-wise.
 import { InputError } from '../errors.js';
 import { buildPhaseItems } from '../items.js';
-import { planBatch } from '../plan.js';
-import type { Batch, Config, Plan, PhaseItems } from '../types.js';
+import { planIndexed } from '../plan/index.js';
+import type { Batch, Config, PhaseItems } from '../types.js';
 import type { ExchangeScheme, Flows } from './alltoall.js';
 import { flopsOf, modelParams, phaseModels, type GpuPreset, type ModelPreset, type PhaseModel } from './presets.js';
 import { gradSyncMs, simulateStep, type ExchangeSpec, type PhaseLayout, type StepResult } from './step.js';
@@ -71,22 +71,6 @@ function matchPhases(config: Config, model: ModelPreset): PhaseModel[] {
   });
 }
 
-/** Rank of every item, read back from the plan's per-rank id lists. */
-function ranksFromPlan(plan: Plan, p: number, items: PhaseItems): Int32Array {
-  const index = new Map<string, number>();
-  items.ids.forEach((id, i) => index.set(id, i));
-  const rank = new Int32Array(items.ids.length).fill(-1);
-  plan.phases[p]!.ranks.forEach((rp, r) => {
-    for (const id of rp.items) {
-      const i = index.get(id);
-      if (i === undefined) throw new Error(`plan phase ${plan.phases[p]!.name}: unknown item ${id}`);
-      rank[i] = r;
-    }
-  });
-  for (let i = 0; i < rank.length; i++) if (rank[i]! < 0) throw new Error(`plan phase ${plan.phases[p]!.name}: item ${items.ids[i]} missing`);
-  return rank;
-}
-
 function textTokens(batch: Batch): Float64Array {
   const out = new Float64Array(batch.ids.length);
   const t = batch.segments.get('text');
@@ -106,7 +90,7 @@ export async function simulateBatch(batch: Batch, config: Config, opts: Simulate
   const phaseModelsAll = matchPhases(config, model);
   // A phase with no items (say, a batch without audio) costs nothing: drop it rather than fail.
   const itemsAll = buildPhaseItems(batch, config);
-  const keep = itemsAll.map((it) => it.ids.length > 0);
+  const keep = itemsAll.map((it) => it.tokens.length > 0);
   const llmIndex = phaseModelsAll.findIndex((m) => m.kind === 'llm');
   if (llmIndex < 0) throw new InputError(`config: no "${model.llm.phase}" phase (the LLM backbone); \`postbalance config --model ${model.name}\` prints one`);
   if (!keep[llmIndex]) throw new InputError(`batch: no example has any of the LLM phase's modalities`);
@@ -116,15 +100,15 @@ export async function simulateBatch(batch: Batch, config: Config, opts: Simulate
   const llm = pmodels.findIndex((m) => m.kind === 'llm');
 
   const t0 = performance.now();
-  const planNone = await planBatch(batch, cfg, { algorithm: 'none' });
-  const planBest = await planBatch(batch, cfg, { algorithm: 'best', placement: 'locality' });
+  const planNone = await planIndexed(batch, cfg, { algorithm: 'none' });
+  const planBest = await planIndexed(batch, cfg, { algorithm: 'best', placement: 'locality' });
   const planMs = performance.now() - t0;
 
   const phases: PhaseData[] = items.map((it, p) => {
     const m = pmodels[p]!;
     const flops = new Float64Array(it.tokens.length);
     for (let i = 0; i < flops.length; i++) flops[i] = flopsOf(m.flops, it.tokens[i]!);
-    return { items: it, model: m, flops, sampled: ranksFromPlan(planNone, p, it), balanced: ranksFromPlan(planBest, p, it) };
+    return { items: it, model: m, flops, sampled: planNone.phases[p]!.rank, balanced: planBest.phases[p]!.rank };
   });
 
   let tokens = 0;

@@ -1,8 +1,8 @@
 // Choosing the accelerator: `cpu`, `gpu` (an adapter is required), or `auto` (a GPU adapter if
 // one can be had — hardware first, then the OpenGL ES compatibility adapter — else the CPU path
 // with one line on stderr saying so). Plans are identical whichever is chosen.
-import { cpuAccelerator, type Accelerator } from './accel.js';
-import { InputError } from './errors.js';
+import { cpuAccelerator, type Accelerator } from './accelerator.js';
+import { InputError } from '../errors.js';
 
 export type Backend = 'auto' | 'cpu' | 'gpu';
 export const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'gpu'];
@@ -12,7 +12,7 @@ export async function getAccelerator(backend: Backend, opts: { verbose?: boolean
   let reason: string;
   try {
     // Dynamic import: the GPU bindings load only when a GPU backend is asked for.
-    const { createGpuAccelerator } = await import('./gpu/accelerator.js');
+    const { createGpuAccelerator } = await import('../gpu/accelerator.js');
     return await createGpuAccelerator({ verbose: opts.verbose });
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];

@@ -3,9 +3,13 @@
 // CPU reference below returns (same permutation, same integers): that is what makes a GPU plan
 // byte-identical to a CPU plan.
 
-import { pairStepsCpu, type PairArena } from './partition/pairstep.js';
+import { cutCountsCpu } from './cuts.js';
+import { pairStepsCpu, type PairArena } from './pairstep.js';
+import { prefixSumCpu } from './scan.js';
+import { sortDescCpu } from './sort.js';
 
-export type { PairArena } from './partition/pairstep.js';
+export type { PairArena } from './pairstep.js';
+export { cutCountsCpu, pairStepsCpu, prefixSumCpu, sortDescCpu };
 
 /** Result of evaluating greedy contiguous cuts for a set of targets. */
 export interface CutResult {
@@ -13,6 +17,23 @@ export interface CutResult {
   groups: Uint32Array;
   /** Largest group load the greedy cut produces, per target (exact integer, < 2^53). */
   maxLoad: Float64Array;
+}
+
+/** Where the time of an accelerator call went (host clock, plus GPU timestamps where supported). */
+export interface CallProfile {
+  /** Host work before the submit(s): checks, uploads (writeBuffer copies), encoding. */
+  hostMs: number;
+  /** From submit until the read-back buffer was mapped: GPU work, transfers, completion latency. */
+  waitMs: number;
+  /** Copying the mapped results out and turning them into the returned arrays. */
+  readMs: number;
+  /** GPU time of the compute passes (timestamp queries), or null where not supported. */
+  kernelMs: number | null;
+  submits: number;
+  /** For cutCounts: which path ran; null for the other calls. */
+  cutPath: 'serial' | 'parallel' | null;
+  /** For pairSteps: where it ran ("cpu": answered on the host); null for the other calls. */
+  pairPath: 'gpu' | 'cpu' | null;
 }
 
 export interface Accelerator {
@@ -46,78 +67,13 @@ export interface Accelerator {
   pairSteps(arena: PairArena, pairs: Int32Array): Promise<Int32Array>;
   /** Release device resources (no-op on the CPU). */
   destroy(): void;
-}
-
-/** Stable LSD radix sort on inverted keys: descending key, ascending index. */
-export function sortDescCpu(keys: Uint32Array): Uint32Array {
-  const n = keys.length;
-  let idx: Uint32Array = new Uint32Array(n);
-  for (let i = 0; i < n; i++) idx[i] = i;
-  if (n < 2) return idx;
-  let tmp: Uint32Array = new Uint32Array(n);
-  const count = new Uint32Array(256);
-  // Skip passes whose digit is the same for every key (short lengths need one or two passes).
-  let or = 0, and = 0xffffffff;
-  for (let i = 0; i < n; i++) { const k = ~keys[i] >>> 0; or |= k; and &= k; }
-  for (let shift = 0; shift < 32; shift += 8) {
-    if ((((or ^ and) >>> shift) & 0xff) === 0) continue;
-    count.fill(0);
-    for (let i = 0; i < n; i++) count[((~keys[idx[i]] >>> 0) >>> shift) & 0xff]++;
-    let sum = 0;
-    for (let d = 0; d < 256; d++) { const c = count[d]; count[d] = sum; sum += c; }
-    for (let i = 0; i < n; i++) {
-      const id = idx[i];
-      tmp[count[((~keys[id] >>> 0) >>> shift) & 0xff]++] = id;
-    }
-    const t = idx; idx = tmp; tmp = t;
-  }
-  return idx;
-}
-
-export function prefixSumCpu(values: Float64Array): Float64Array {
-  const out = new Float64Array(values.length + 1);
-  let s = 0;
-  for (let i = 0; i < values.length; i++) { out[i] = s; s += values[i]; }
-  out[values.length] = s;
-  return out;
-}
-
-/** Index of the last prefix entry ≤ limit, searching prefix[lo..hi]. */
-function lastAtMost(prefix: Float64Array, lo: number, hi: number, limit: number): number {
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    if (prefix[mid] <= limit) lo = mid; else hi = mid - 1;
-  }
-  return lo;
-}
-
-export function cutCountsCpu(costs: Float64Array, prefix: Float64Array, targets: Float64Array, mode: 'sum' | 'padded'): CutResult {
-  const n = costs.length;
-  const groups = new Uint32Array(targets.length);
-  const maxLoad = new Float64Array(targets.length);
-  for (let t = 0; t < targets.length; t++) {
-    const T = targets[t];
-    let p = 0, g = 0, worst = 0;
-    while (p < n) {
-      let q: number, load: number;
-      if (mode === 'sum') {
-        q = lastAtMost(prefix, p, n, prefix[p] + T);
-        if (q === p) q = p + 1;
-        load = prefix[q] - prefix[p];
-      } else {
-        const c = costs[p];
-        const take = c > 0 ? Math.max(1, Math.min(n - p, Math.floor(T / c))) : n - p;
-        q = p + take;
-        load = take * c;
-      }
-      if (load > worst) worst = load;
-      g++;
-      p = q;
-    }
-    groups[t] = g;
-    maxLoad[t] = worst;
-  }
-  return { groups, maxLoad };
+  /**
+   * Profile of the last call that ran kernels (a new object per such call; a call answered on
+   * the host leaves one saying so, or none). Absent on the CPU accelerator.
+   */
+  readonly lastCall?: CallProfile | null;
+  /** Whether kernel times are measured with timestamp queries (CallProfile.kernelMs). */
+  readonly timestamps?: boolean;
 }
 
 export const cpuAccelerator: Accelerator = {

@@ -1,0 +1,124 @@
+// Stage 7: the plan. Runs items → cost → sort → partition → placement → exchange for every
+// phase (phase.ts), routes encoder items to their example's backbone rank, checks the input
+// constraints that only show once items exist, and hands the item-indexed result to an output
+// form (format.ts). Timings go to stats.stages (instrument.ts).
+import { InputError } from '../errors.js';
+import { buildPhaseItems } from '../items.js';
+import { kkInBackground, type KkJob } from '../partition/kk-background.js';
+import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
+import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult } from '../types.js';
+import { toPlanDocument } from './format.js';
+import { stageBreakdown, stopwatch, timedAccelerator, round3, type AcceleratorTimes, type Stopwatch } from './instrument.js';
+import { partitionPhase, placePhase, sortPhase, type SortedPhase } from './phase.js';
+
+export { formatPlan, toPlanDocument } from './format.js';
+
+/** The phase encoder items are routed to: the last phase whose unit is the whole example. */
+export function routeTarget(config: Config): number {
+  for (let p = config.phases.length - 1; p >= 0; p--) if (config.phases[p].unit === 'example') return p;
+  return -1;
+}
+
+function exampleLabel(batch: Batch, e: number): string {
+  const line = batch.lines?.[e];
+  return line ? `batch line ${line}` : `batch example ${JSON.stringify(batch.ids[e])}`;
+}
+
+/** Bad inputs that only show once items exist: empty phases, impossible caps and counts. */
+function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
+  const { phase } = items;
+  const n = items.tokens.length;
+  if (n === 0) throw new InputError(`phase "${phase.name}": no items in the batch (no example has ${phase.modalities.join(' or ')})`);
+  if (phase.equalCount && n < R) throw new InputError(`phase "${phase.name}" equalCount: ${n} items cannot give each of ${R} ranks an equal count (need at least ${R} items)`);
+  const cap = phase.maxTokensPerRank;
+  if (cap !== undefined) {
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      if (items.tokens[i] > cap) {
+        throw new InputError(`${exampleLabel(batch, items.example[i])}: item "${items.ids[i]}" has ${items.tokens[i]} tokens, over phase "${phase.name}" maxTokensPerRank ${cap}`);
+      }
+      total += items.tokens[i];
+    }
+    if (total > cap * R) throw new InputError(`phase "${phase.name}" maxTokensPerRank: ${total} tokens cannot fit ${R} ranks × ${cap} (infeasible cap)`);
+  }
+}
+
+interface Planned {
+  result: PlanResult;
+  sw: Stopwatch;
+  times: AcceleratorTimes;
+  t0: number;
+}
+
+async function planStages(batch: Batch, config: Config, options: PlanOptions, accelIn: Accelerator): Promise<Planned> {
+  const t0 = performance.now();
+  const sw = stopwatch();
+  const { accel, times } = timedAccelerator(accelIn);
+  const algorithm: Algorithm = options.algorithm ?? 'best';
+  if (!ALGORITHMS.includes(algorithm)) throw new InputError(`algorithm: must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`);
+  const R = config.ranks;
+
+  const allItems = buildPhaseItems(batch, config);
+  for (const items of allItems) checkPhase(items, batch, R);
+  sw.lap('items');
+
+  // Every phase's costs and order first, so that KK for the large ones can start off the main
+  // thread as each is sorted (it is needed only later in `best`, after LPT and its refinement).
+  const sorted: SortedPhase[] = [];
+  const kkJobs: (KkJob | null)[] = [];
+  const phases: PhaseResult[] = [];
+  try {
+    for (const items of allItems) {
+      const sp = await sortPhase(items, R, accel);
+      sorted.push(sp);
+      sw.lap('sort');
+      kkJobs.push(algorithm === 'best' ? kkInBackground(sp.inp) : null);
+      sw.lap('partition'); // handing KK to the worker is partition work
+    }
+    for (const [p, sp] of sorted.entries()) {
+      const { group, algorithm: used } = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
+      kkJobs[p]?.cancel();
+      sw.lap('partition');
+      phases.push(placePhase(sp, group, used, algorithm, config, options));
+      sw.lap('placement');
+    }
+  } finally {
+    for (const job of kkJobs) job?.cancel(); // not started yet, not needed any more (or an error)
+  }
+
+  // Encoder items are routed to the rank that holds their example in the target phase.
+  const routeTo = routeTarget(config);
+  let rankOfExample: Int32Array | null = null;
+  if (routeTo >= 0) {
+    rankOfExample = new Int32Array(batch.ids.length).fill(-1);
+    const ex = allItems[routeTo].example, rk = phases[routeTo].rank;
+    for (let i = 0; i < ex.length; i++) rankOfExample[ex[i]] = rk[i];
+  }
+  sw.lap('placement');
+  const stats = { algorithm, backend: accel.backend, planMs: 0, adapter: accel.adapter };
+  return { result: { ranks: R, phases, routeTo, rankOfExample, stats }, sw, times, t0 };
+}
+
+function finishStats(p: Planned): void {
+  p.result.stats.planMs = round3(performance.now() - p.t0);
+  p.result.stats.stages = stageBreakdown(p.sw.stages, p.times);
+}
+
+/**
+ * The plan, item-indexed (per phase the rank of every item): for callers that read ranks as
+ * arrays (the compact form, the simulator) rather than the full document.
+ */
+export async function planIndexed(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<PlanResult> {
+  const planned = await planStages(batch, config, options, accel);
+  finishStats(planned);
+  return planned.result;
+}
+
+/** The plan as the full document of the output contract (README). */
+export async function planBatch(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
+  const planned = await planStages(batch, config, options, accel);
+  const doc = toPlanDocument(planned.result, config, options);
+  planned.sw.lap('output');
+  finishStats(planned);
+  return doc;
+}
