@@ -1,5 +1,5 @@
 // Per-kernel throughput, WebGPU vs the CPU reference, on the same random inputs.
-//   node dist/bench/kernels.js [--sizes 1000,100000,1000000] [--reps 5] [--targets 64]
+//   node dist-bench/bench/kernels.js [--sizes 1000,100000,1000000] [--reps 5] [--targets 64]
 //                              [--bandwidth-gbs 4800] [--no-timestamps] [--verbose]
 //                              [--cut-paths auto,serial,parallel]
 // "GPU" times are medians of whole accelerator calls (upload + kernels + read back), after a

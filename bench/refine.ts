@@ -1,7 +1,7 @@
 // Balance rounds vs the sequential refinement alone, per phase of the built-in workload: the
 // same LPT and KK starting groupings refined both ways (refine's `rounds` option), min time
 // of --repeats, and the max load over the lower bound in ppm.
-//   node dist/bench/refine.js [--grid 65536x1024,262144x4096] [--repeats 3]
+//   node dist-bench/bench/refine.js [--grid 65536x1024,262144x4096] [--repeats 3]
 import { cpuAccelerator, sortDescCpu } from '../src/primitives/accelerator.js';
 import { quantiseCosts } from '../src/cost.js';
 import { batchFromExamples } from '../src/input.js';

@@ -2,7 +2,7 @@
 // workload. Prints a Markdown table (paste it into the README with the machine it came from).
 //
 //   npm run bench                         # default grid
-//   node dist/bench/run.js --grid 4096x64,65536x1024 --backends cpu,gpu --algorithms best
+//   node dist-bench/bench/run.js --grid 4096x64,65536x1024 --backends cpu,gpu --algorithms best
 //   ... --kk-worker on,off     best with KK on a worker thread (default) and on the main thread
 //   ... --stages               then a table of where best's plan time went (stats.stages)
 // (the workload caps vision tokens per rank, so keep examples/ranks ≤ ~100)

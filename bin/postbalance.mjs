@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const mainPath = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
+const mainPath = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 if (!existsSync(mainPath)) {
   process.stderr.write('postbalance: not built yet; run `npm run build` (npm ci does it through `prepare`)\n');
   process.exit(1);

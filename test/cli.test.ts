@@ -141,7 +141,7 @@ describe('bad input: one line naming the field and line, non-zero exit, nothing 
 
 describe('the installed command', () => {
   const bin = join(__dirname, '..', 'bin', 'postbalance.mjs');
-  const built = existsSync(join(__dirname, '..', 'dist', 'src', 'cli.js'));
+  const built = existsSync(join(__dirname, '..', 'dist', 'cli.js'));
 
   it('is built (npm test and npm ci build dist/ first)', () => {
     expect(built, 'dist/ is missing: run `npm run build` before vitest').toBe(true);

@@ -24,7 +24,7 @@ BIN = os.path.join(REPO, "bin", "postbalance.mjs")
 def workload(ranks: int, examples: int, seed: int) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """The CLI's built-in workload generator (the demo's mix), so shapes are the CLI's own."""
     script = (
-        "import { generateWorkload } from './dist/src/workload.js';"
+        "import { generateWorkload } from './dist/workload.js';"
         f"const w = generateWorkload({{ ranks: {ranks}, examples: {examples}, seed: {seed} }});"
         "process.stdout.write(JSON.stringify(w));"
     )

@@ -29,7 +29,7 @@ export type ShaderFile = (typeof SHADER_FILES)[number];
 
 /**
  * The package root: the nearest folder above this module holding package.json. This file runs
- * from src/gpu/ under vitest and from dist/src/gpu/ once compiled, so the depth differs.
+ * from src/gpu/ under vitest and from dist/gpu/ once compiled, so the depth differs.
  */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));

@@ -56,7 +56,7 @@ function workerFile(): string | null {
   if (!here.endsWith('.ts')) return null;
   for (let dir = dirname(here); ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json'))) {
-      const built = join(dir, 'dist', 'src', 'partition');
+      const built = join(dir, 'dist', 'partition');
       const fresh = existsSync(join(built, 'kk-worker.js')) && existsSync(join(built, 'kk.js'))
         && statSync(join(built, 'kk.js')).mtimeMs >= statSync(join(dirname(here), 'kk.ts')).mtimeMs;
       return fresh ? join(built, 'kk-worker.js') : null;
