@@ -32,37 +32,31 @@
 import { cpuAccelerator, type Accelerator, type PairArena } from '../src/primitives/accelerator.js';
 import { createGpuAccelerator, type CutPath, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { activeDigitShifts, SORT_TILE } from '../src/gpu/kernels.js';
+import { intFlag, intList, numberFlag, oneOf } from '../src/commands/args.js';
+import { benchFlags } from './flags.js';
 
 interface Options {
   sizes: number[]; reps: number; targets: number; verbose: boolean; bandwidthGBs: number | null; timestamps: boolean;
   cutPaths: CutPath[]; cutPathsGiven: boolean;
 }
 
-function parseArgs(argv: string[]): Options {
-  const options: Options = { sizes: [1_000, 100_000, 1_000_000], reps: 5, targets: 64, verbose: false, bandwidthGBs: null, timestamps: true,
-    cutPaths: ['auto', 'serial', 'parallel'], cutPathsGiven: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === '--sizes') options.sizes = value().split(',').map((s) => Number(s.replace(/_/g, '')));
-    else if (arg === '--reps') options.reps = Number(value());
-    else if (arg === '--targets') options.targets = Number(value());
-    else if (arg === '--verbose') options.verbose = true;
-    else if (arg === '--bandwidth-gbs') options.bandwidthGBs = Number(value());
-    else if (arg === '--no-timestamps') options.timestamps = false;
-    else if (arg === '--cut-paths') {
-      options.cutPaths = value().split(',').map((p) => {
-        if (p !== 'auto' && p !== 'serial' && p !== 'parallel') throw new Error(`--cut-paths: unknown path ${p} (expected auto, serial, parallel)`);
-        return p;
-      });
-      options.cutPathsGiven = true;
-    } else throw new Error(`unknown argument ${arg} (expected --sizes, --reps, --targets, --bandwidth-gbs, --no-timestamps, --verbose, --cut-paths)`);
-  }
-  return options;
+function parseArgs(): Options {
+  const f = benchFlags('bench/kernels', {
+    sizes: { type: 'string' }, reps: { type: 'string' }, targets: { type: 'string' }, verbose: { type: 'boolean' },
+    'bandwidth-gbs': { type: 'string' }, 'no-timestamps': { type: 'boolean' }, 'cut-paths': { type: 'string' },
+  }, 'usage: node dist-bench/bench/kernels.js [--sizes 1000,100000,1000000] [--reps 5] [--targets 64] [--bandwidth-gbs 4800]\n' +
+    '         [--no-timestamps] [--verbose] [--cut-paths auto,serial,parallel]\n');
+  return {
+    sizes: f.sizes === undefined ? [1_000, 100_000, 1_000_000] : intList(f.sizes.replace(/_/g, ''), '--sizes'),
+    reps: intFlag(f.reps, '--reps', 5),
+    targets: intFlag(f.targets, '--targets', 64),
+    verbose: f.verbose === true,
+    bandwidthGBs: f['bandwidth-gbs'] === undefined ? null : numberFlag(f['bandwidth-gbs'], '--bandwidth-gbs', 0, (n) => n > 0, 'a positive number'),
+    timestamps: f['no-timestamps'] !== true,
+    cutPaths: f['cut-paths'] === undefined ? ['auto', 'serial', 'parallel']
+      : f['cut-paths'].split(',').map((p) => oneOf(p, ['auto', 'serial', 'parallel'] as const, '--cut-paths', 'auto')),
+    cutPathsGiven: f['cut-paths'] !== undefined,
+  };
 }
 
 /** splitmix32-style deterministic generator: the same inputs every run. */
@@ -222,7 +216,7 @@ function format(rows: Row[], adapter: string, options: Options): string {
 }
 
 async function main(): Promise<void> {
-  const options = parseArgs(process.argv.slice(2));
+  const options = parseArgs();
   const gpu = await createGpuAccelerator({ verbose: options.verbose, timestamps: options.timestamps, pairPath: 'gpu' }); // the kernel, whatever auto would pick
   const cutGpus: CutAccelerators = { auto: gpu };
   try {

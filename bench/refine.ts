@@ -13,14 +13,13 @@ import { lpt } from '../src/partition/lpt.js';
 import { refine } from '../src/partition/refine.js';
 import { generateWorkload } from '../src/workload.js';
 import { cpus } from 'node:os';
+import { intFlag } from '../src/commands/args.js';
+import { benchFlags } from './flags.js';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
-}
-
-const grid = arg('grid', '65536x1024,262144x4096').split(',').map((s) => s.split('x').map(Number) as [number, number]);
-const repeats = Number(arg('repeats', '3'));
+const flags = benchFlags('bench/refine', { grid: { type: 'string' }, repeats: { type: 'string' } },
+  'usage: node dist-bench/bench/refine.js [--grid 65536x1024,262144x4096] [--repeats 3]\n');
+const grid = (flags.grid ?? '65536x1024,262144x4096').split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const repeats = intFlag(flags.repeats, '--repeats', 3);
 
 console.log(`machine: ${cpus()[0]?.model ?? 'unknown cpu'} × ${cpus().length}, node ${process.version}; min of ${repeats}; ppm = max load over the lower bound`);
 console.log('\n| workload | phase | items | start | sequential only | with rounds |');

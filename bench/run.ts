@@ -13,21 +13,23 @@ import { planBatch } from '../src/plan/index.js';
 import type { Algorithm } from '../src/types.js';
 import { generateWorkload } from '../src/workload.js';
 import { cpus } from 'node:os';
+import { intFlag, numberFlag } from '../src/commands/args.js';
+import { benchFlags } from './flags.js';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
-}
-
-const grid = arg('grid', '256x64,4096x64,4096x1024,65536x1024,65536x16384,262144x4096,262144x16384')
+const flags = benchFlags('bench/run', {
+  grid: { type: 'string' }, algorithms: { type: 'string' }, backends: { type: 'string' }, repeats: { type: 'string' },
+  'kk-limit': { type: 'string' }, 'kk-worker': { type: 'string' }, stages: { type: 'boolean' },
+}, 'usage: node dist-bench/bench/run.js [--grid EXAMPLESxRANKS,...] [--algorithms none,lpt,kk,padded,best] [--backends cpu,gpu]\n' +
+  '         [--repeats 3] [--kk-limit 2e10] [--kk-worker on|off|on,off] [--stages]\n');
+const grid = (flags.grid ?? '256x64,4096x64,4096x1024,65536x1024,65536x16384,262144x4096,262144x16384')
   .split(',').map((s) => s.split('x').map(Number) as [number, number]);
-const algorithms = arg('algorithms', 'none,lpt,kk,padded,best').split(',') as Algorithm[];
-const backends = arg('backends', 'cpu,gpu').split(',');
-const repeats = Number(arg('repeats', '3'));
+const algorithms = (flags.algorithms ?? 'none,lpt,kk,padded,best').split(',') as Algorithm[];
+const backends = (flags.backends ?? 'cpu,gpu').split(',');
+const repeats = intFlag(flags.repeats, '--repeats', 3);
 /** KK's joins are O(items × ranks) in the worst case: skip it past this much work. */
-const kkLimit = Number(arg('kk-limit', '2e10'));
-const kkWorker = arg('kk-worker', 'on').split(',');
-const showStages = process.argv.includes('--stages');
+const kkLimit = numberFlag(flags['kk-limit'], '--kk-limit', 2e10, (n) => n > 0, 'a positive number');
+const kkWorker = (flags['kk-worker'] ?? 'on').split(',');
+const showStages = flags.stages === true;
 const stageRows: string[] = [];
 
 async function main() {

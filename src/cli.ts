@@ -1,12 +1,9 @@
 // Entry point of the `postbalance` command: dispatches to one module per subcommand so each
 // command's code (and its heavy imports, such as the GPU bindings) loads only when used.
+import type { CliIO } from './commands/io.js';
 import { InputError } from './errors.js';
 
-export interface CliIO {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  readStdin: () => Promise<string>;
-}
+export type { CliIO } from './commands/io.js';
 
 type CommandMain = (args: string[], io: CliIO) => Promise<number>;
 

@@ -210,8 +210,8 @@ describe('bad configs and presets', () => {
       [['simulate', '--frobnicate'], /unknown option "--frobnicate"/],
       [['simulate'], /give --batch FILE/],
       [['simulate', '--batch', '-'], /--batch needs --config FILE or --ranks N/],
-      [['simulate', '--batch', '/nonexistent.jsonl', '--ranks', '2'], /--batch: cannot read "\/nonexistent.jsonl" \(ENOENT\)/],
-      [['simulate', '--batch', '-', '--config', '/nonexistent.json'], /--config: cannot read/],
+      [['simulate', '--batch', '/nonexistent.jsonl', '--ranks', '2'], /--batch "\/nonexistent.jsonl": cannot read \(ENOENT\)/],
+      [['simulate', '--batch', '-', '--config', '/nonexistent.json'], /--config "\/nonexistent.json": cannot read \(ENOENT\)/],
       [['config'], /config: --model is required/],
       [['config', '--model', 'mllm-84b', '--ranks', '0'], /--ranks: must be an integer ≥ 1/],
     ];

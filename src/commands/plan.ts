@@ -1,25 +1,37 @@
 // `postbalance plan`: read a JSONL batch and a JSON config, write the plan (the output contract
 // in the README) to stdout or --out. Nothing reaches stdout unless the whole plan succeeded.
-import { writeFile } from 'node:fs/promises';
 import { BACKENDS, getAccelerator } from '../primitives/backend.js';
-import type { CliIO } from '../cli.js';
+import type { CliIO } from './io.js';
 import { InputError } from '../errors.js';
 import { parseBatch, parseConfig } from '../input.js';
 import { formatPlan, planBatch } from '../plan/index.js';
 import { ALGORITHMS } from '../types.js';
-import { flags, oneOf, readInput } from './args.js';
+import { oneOf, parseFlags, readInput, writeOutput } from './args.js';
+
+const FLAGS = {
+  batch: { type: 'string' },
+  config: { type: 'string' },
+  algorithm: { type: 'string' },
+  backend: { type: 'string' },
+  out: { type: 'string' },
+  exchange: { type: 'string' },
+  placement: { type: 'string' },
+  verbose: { type: 'boolean' },
+} as const;
+
+const USAGE = `usage: postbalance plan --batch FILE|- --config FILE [--algorithm none|lpt|kk|padded|best]
+                        [--backend auto|cpu|gpu] [--exchange compact|full] [--placement locality|naive]
+                        [--out FILE] [--verbose]
+Reads a JSONL batch (one example a line) and a JSON config; writes the plan (one JSON document)
+to stdout or --out. Defaults: --algorithm best, --backend auto, --exchange compact, --placement locality.
+`;
 
 export async function main(args: string[], io: CliIO): Promise<number> {
-  const f = flags(args, {
-    batch: { type: 'string' },
-    config: { type: 'string' },
-    algorithm: { type: 'string' },
-    backend: { type: 'string' },
-    out: { type: 'string' },
-    exchange: { type: 'string' },
-    placement: { type: 'string' },
-    verbose: { type: 'boolean' },
-  });
+  const f = parseFlags('plan', args, FLAGS);
+  if (f === 'help') {
+    io.stdout(USAGE);
+    return 0;
+  }
   if (!f.batch) throw new InputError('--batch FILE (or - for stdin) is required');
   if (!f.config) throw new InputError('--config FILE is required');
   const algorithm = oneOf(f.algorithm, ALGORITHMS, '--algorithm', 'best');
@@ -33,13 +45,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   try {
     const plan = await planBatch(batch, config, { algorithm, exchange, placement }, accel);
     const text = formatPlan(plan) + '\n';
-    if (f.out) {
-      try {
-        await writeFile(f.out, text);
-      } catch (e) {
-        throw new InputError(`--out ${JSON.stringify(f.out)}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-      }
-    }
+    if (f.out) await writeOutput(f.out, text, '--out');
     else io.stdout(text);
   } finally {
     accel.destroy();

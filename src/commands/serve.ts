@@ -1,11 +1,11 @@
 // `postbalance serve`: the planner as a long-lived sidecar speaking NDJSON over stdin/stdout
 // (protocol: src/serve/protocol.ts and docs/PYTORCH.md). A training job starts it once and sends
 // one request per step, so Node start-up and GPU set-up are paid once.
-import { getAccelerator, type Backend } from '../primitives/backend.js';
-import type { CliIO } from '../cli.js';
-import { InputError } from '../errors.js';
+import { BACKENDS, getAccelerator, type Backend } from '../primitives/backend.js';
+import type { CliIO } from './io.js';
 import { DEFAULT_MAX_REQUEST_BYTES, serve } from '../serve/server.js';
-import { ALGORITHMS, type Algorithm, type PlanOptions } from '../types.js';
+import { ALGORITHMS, type PlanOptions } from '../types.js';
+import { intFlag, oneOf, parseFlags } from './args.js';
 
 const HELP = `usage: postbalance serve [--backend auto|cpu|gpu] [--algorithm best] [--exchange compact|full]
                          [--placement locality|naive] [--max-request-bytes N]
@@ -17,55 +17,26 @@ Reads one JSON request per line on stdin, writes one JSON response per line on s
 Errors answer {"id":..,"error":"..."} and the server goes on. EOF on stdin ends it (exit 0).
 `;
 
+const FLAGS = {
+  backend: { type: 'string' },
+  algorithm: { type: 'string' },
+  exchange: { type: 'string' },
+  placement: { type: 'string' },
+  'max-request-bytes': { type: 'string' },
+} as const;
+
 function parseArgs(args: string[]): { backend: Backend; defaults: PlanOptions; maxRequestBytes: number } | 'help' {
-  let backend: Backend = 'auto';
+  const f = parseFlags('serve', args, FLAGS);
+  if (f === 'help') return 'help';
   const defaults: PlanOptions = {};
-  let maxRequestBytes = DEFAULT_MAX_REQUEST_BYTES;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--help' || a === '-h') return 'help';
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new InputError(`serve ${a}: needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--backend': {
-        const v = value();
-        if (v !== 'auto' && v !== 'cpu' && v !== 'gpu') throw new InputError(`serve --backend: must be auto, cpu or gpu, got "${v}"`);
-        backend = v;
-        break;
-      }
-      case '--algorithm': {
-        const v = value();
-        if (!ALGORITHMS.includes(v as Algorithm)) throw new InputError(`serve --algorithm: must be one of ${ALGORITHMS.join(', ')}, got "${v}"`);
-        defaults.algorithm = v as Algorithm;
-        break;
-      }
-      case '--exchange': {
-        const v = value();
-        if (v !== 'compact' && v !== 'full') throw new InputError(`serve --exchange: must be compact or full, got "${v}"`);
-        defaults.exchange = v;
-        break;
-      }
-      case '--placement': {
-        const v = value();
-        if (v !== 'locality' && v !== 'naive') throw new InputError(`serve --placement: must be locality or naive, got "${v}"`);
-        defaults.placement = v;
-        break;
-      }
-      case '--max-request-bytes': {
-        const v = value();
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new InputError(`serve --max-request-bytes: must be a positive integer, got "${v}"`);
-        maxRequestBytes = n;
-        break;
-      }
-      default:
-        throw new InputError(`serve: unknown option "${a}" (try --help)`);
-    }
-  }
-  return { backend, defaults, maxRequestBytes };
+  if (f.algorithm !== undefined) defaults.algorithm = oneOf(f.algorithm, ALGORITHMS, '--algorithm', 'best');
+  if (f.exchange !== undefined) defaults.exchange = oneOf(f.exchange, ['compact', 'full'] as const, '--exchange', 'compact');
+  if (f.placement !== undefined) defaults.placement = oneOf(f.placement, ['locality', 'naive'] as const, '--placement', 'locality');
+  return {
+    backend: oneOf(f.backend, BACKENDS, '--backend', 'auto'),
+    defaults,
+    maxRequestBytes: intFlag(f['max-request-bytes'], '--max-request-bytes', DEFAULT_MAX_REQUEST_BYTES),
+  };
 }
 
 export async function main(args: string[], io: CliIO): Promise<number> {

@@ -2,12 +2,10 @@
 //   simulate --batch FILE|- --config FILE [--model mllm-84b] [--gpu h100] [--json]
 //   simulate --sweep 8,64,256,1024,2560 [--model mllm-84b] [--svg scaling.svg] [--seed S]
 // Results go to stdout; notes (e.g. where a chart was written) to stderr.
-import { readFileSync, writeFileSync } from 'node:fs';
-import type { CliIO } from '../cli.js';
+import type { CliIO } from './io.js';
 import { InputError } from '../errors.js';
 import { parseBatch, parseConfig } from '../input.js';
 import { EXCHANGE_SCHEMES, type ExchangeScheme } from '../simulate/alltoall.js';
-import { intList, intOption, keyValues, numberOption, parseArgs } from '../simulate/args.js';
 import {
   configFromModel, getGpu, getModel, GPU_PRESETS, MODEL_PRESETS, overrideGpu, phaseModels, scaleEncoders,
   FLOPS_PER_COST_UNIT,
@@ -15,6 +13,7 @@ import {
 import { simulateBatch, type SimulateOptions } from '../simulate/strategies.js';
 import { formatSimulation, formatSweep, runSweep, simulationJson, sweepSvgs } from '../simulate/sweep.js';
 import type { Config } from '../types.js';
+import { intFlag, intList, keyValues, numberFlag, oneOf, parseFlags, readInput, writeOutput } from './args.js';
 
 const USAGE = `usage:
   postbalance simulate --batch FILE|- (--config FILE | --ranks N) [options]
@@ -32,13 +31,13 @@ options:
   --json                JSON instead of a table
 `;
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`--${what}: cannot read "${path}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-}
+const FLAGS = {
+  batch: { type: 'string' }, config: { type: 'string' }, model: { type: 'string' }, gpu: { type: 'string' },
+  set: { type: 'string', join: true }, 'encoder-scale': { type: 'string' }, 'sync-exposed': { type: 'string' },
+  scheme: { type: 'string' }, ranks: { type: 'string' }, 'ranks-per-node': { type: 'string' }, sweep: { type: 'string' },
+  'examples-per-rank': { type: 'string' }, seed: { type: 'string' }, svg: { type: 'string' }, 'load-ranks': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
 
 /** The plan balances the config's costs and the simulator times the model's FLOPs: say so when they differ. */
 function costMismatch(config: Config, opts: SimulateOptions): string | null {
@@ -55,63 +54,54 @@ function costMismatch(config: Config, opts: SimulateOptions): string | null {
 }
 
 export async function main(args: string[], io: CliIO): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
+  const f = parseFlags('simulate', args, FLAGS);
+  if (f === 'help') {
     io.stdout(USAGE);
     return 0;
   }
-  const p = parseArgs(args, [
-    'batch', 'config', 'model', 'gpu', 'set', 'encoder-scale', 'sync-exposed', 'scheme', 'ranks', 'ranks-per-node',
-    'sweep', 'examples-per-rank', 'seed', 'svg', 'load-ranks',
-  ], ['json'], 'simulate');
-  const model = scaleEncoders(getModel(p.values.get('model') ?? 'mllm-84b'),
-    numberOption(p, 'encoder-scale', 1, (n) => n > 0, 'a positive number'));
-  const gpu = overrideGpu(getGpu(p.values.get('gpu') ?? 'h100'), keyValues(p.values.get('set'), 'set'));
-  const scheme = (p.values.get('scheme') ?? 'nodewise') as ExchangeScheme;
-  if (!EXCHANGE_SCHEMES.includes(scheme)) throw new InputError(`--scheme: must be one of ${EXCHANGE_SCHEMES.join(', ')}, got "${scheme}"`);
+  const model = scaleEncoders(getModel(f.model ?? 'mllm-84b'), numberFlag(f['encoder-scale'], '--encoder-scale', 1, (n) => n > 0, 'a positive number'));
+  const gpu = overrideGpu(getGpu(f.gpu ?? 'h100'), keyValues(f.set, '--set'));
+  const scheme: ExchangeScheme = oneOf(f.scheme, EXCHANGE_SCHEMES, '--scheme', 'nodewise');
   const opts: SimulateOptions = {
     model, gpu, schemes: { orchestrated: scheme },
-    syncExposed: numberOption(p, 'sync-exposed', 0.1, (n) => n >= 0 && n <= 1, 'a number in [0, 1]'),
+    syncExposed: numberFlag(f['sync-exposed'], '--sync-exposed', 0.1, (n) => n >= 0 && n <= 1, 'a number in [0, 1]'),
   };
-  const json = p.flags.has('json');
-  const sweep = p.values.get('sweep');
-  if (sweep !== undefined) {
-    for (const k of ['batch', 'config', 'ranks']) if (p.values.has(k)) throw new InputError(`simulate: --${k} and --sweep do not go together`);
-    const ranks = intList(sweep, 'sweep');
-    const examplesPerRank = intOption(p, 'examples-per-rank', 16);
-    const seed = intOption(p, 'seed', 1, 0);
-    const loadRanks = p.values.has('load-ranks') ? intOption(p, 'load-ranks', 0) : undefined;
+  const ranksPerNode = intFlag(f['ranks-per-node'], '--ranks-per-node', 8);
+  if (f.sweep !== undefined) {
+    for (const k of ['batch', 'config', 'ranks'] as const) if (f[k] !== undefined) throw new InputError(`simulate: --${k} and --sweep do not go together`);
+    const ranks = intList(f.sweep, '--sweep');
+    const examplesPerRank = intFlag(f['examples-per-rank'], '--examples-per-rank', 16);
+    const seed = intFlag(f.seed, '--seed', 1, 0);
+    const loadRanks = f['load-ranks'] !== undefined ? intFlag(f['load-ranks'], '--load-ranks', 0) : undefined;
     if (loadRanks !== undefined && !ranks.includes(loadRanks)) throw new InputError(`--load-ranks: ${loadRanks} is not one of the sweep's rank counts (${ranks.join(', ')})`);
-    const sims = await runSweep({ ...opts, ranks, examplesPerRank, ranksPerNode: intOption(p, 'ranks-per-node', 8), seed });
-    const svg = p.values.get('svg');
-    if (svg) {
+    const sims = await runSweep({ ...opts, ranks, examplesPerRank, ranksPerNode, seed });
+    if (f.svg) {
       const charts = sweepSvgs(sims, model, gpu, examplesPerRank, loadRanks);
-      const loadPath = svg.replace(/(\.svg)?$/i, '-load.svg');
-      writeFileSync(svg, charts.scaling);
-      writeFileSync(loadPath, charts.load);
-      io.stderr(`wrote ${svg} and ${loadPath}\n`);
+      const loadPath = f.svg.replace(/(\.svg)?$/i, '-load.svg');
+      await writeOutput(f.svg, charts.scaling, '--svg');
+      await writeOutput(loadPath, charts.load, '--svg');
+      io.stderr(`wrote ${f.svg} and ${loadPath}\n`);
     }
-    if (json) io.stdout(JSON.stringify({ examplesPerRank, seed, sweep: sims.map((s) => simulationJson(s, model, gpu)) }, null, 2) + '\n');
+    if (f.json) io.stdout(JSON.stringify({ examplesPerRank, seed, sweep: sims.map((s) => simulationJson(s, model, gpu)) }, null, 2) + '\n');
     else io.stdout(formatSweep(sims, model, gpu, examplesPerRank));
     return 0;
   }
-  for (const k of ['examples-per-rank', 'seed', 'svg', 'load-ranks']) if (p.values.has(k)) throw new InputError(`simulate: --${k} only applies to --sweep`);
-  const batchPath = p.values.get('batch');
-  if (!batchPath) throw new InputError('simulate: give --batch FILE (with --config FILE or --ranks N) or --sweep LIST; see --help');
+  for (const k of ['examples-per-rank', 'seed', 'svg', 'load-ranks'] as const) if (f[k] !== undefined) throw new InputError(`simulate: --${k} only applies to --sweep`);
+  if (!f.batch) throw new InputError('simulate: give --batch FILE (with --config FILE or --ranks N) or --sweep LIST; see --help');
   let config: Config;
-  const configPath = p.values.get('config');
-  if (configPath) {
-    if (p.values.has('ranks')) throw new InputError('simulate: --ranks comes from the config; drop one of --ranks and --config');
-    config = parseConfig(readText(configPath, 'config'));
-  } else if (p.values.has('ranks')) {
-    config = configFromModel(model, intOption(p, 'ranks', 1), intOption(p, 'ranks-per-node', 8));
+  if (f.config) {
+    if (f.ranks !== undefined) throw new InputError('simulate: --ranks comes from the config; drop one of --ranks and --config');
+    if (f.batch === '-' && f.config === '-') throw new InputError('--batch and --config cannot both be stdin');
+    config = parseConfig(await readInput(f.config, '--config', io));
+  } else if (f.ranks !== undefined) {
+    config = configFromModel(model, intFlag(f.ranks, '--ranks', 1), ranksPerNode);
   } else {
     throw new InputError(`simulate: --batch needs --config FILE or --ranks N (the config then follows --model ${model.name})`);
   }
-  const text = batchPath === '-' ? await io.readStdin() : readText(batchPath, 'batch');
-  const batch = parseBatch(text, config);
+  const batch = parseBatch(await readInput(f.batch, '--batch', io), config);
   const note = costMismatch(config, opts);
   const sim = await simulateBatch(batch, config, opts);
   if (note) io.stderr(note);
-  io.stdout(json ? JSON.stringify(simulationJson(sim, model, gpu), null, 2) + '\n' : formatSimulation(sim, model, gpu));
+  io.stdout(f.json ? JSON.stringify(simulationJson(sim, model, gpu), null, 2) + '\n' : formatSimulation(sim, model, gpu));
   return 0;
 }

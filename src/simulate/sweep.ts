@@ -1,10 +1,10 @@
-// The scaling sweep (generated batches, a fixed number of examples per rank) and the text
-// tables printed by `postbalance simulate`.
+// The scaling sweep (generated batches, a fixed number of examples per rank) and what
+// `postbalance simulate` prints and draws of it (tables and charts from report.ts).
 import { batchFromExamples } from '../input.js';
 import { generateWorkload } from '../workload.js';
 import { configFromModel, type GpuPreset, type ModelPreset } from './presets.js';
 import { simulateBatch, type SimulateOptions, type Simulation, type StrategyResult } from './strategies.js';
-import { loadSvg, scalingSvg, type Series } from './svg.js';
+import { fmtRate, loadSvg, scalingSvg, table, type Series } from '../report.js';
 
 export interface SweepOptions extends SimulateOptions {
   ranks: number[];
@@ -54,12 +54,6 @@ function strategyJson(s: StrategyResult): object {
   };
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 || c === 1 ? cell.padEnd(w[c]!) : cell.padStart(w[c]!))).join('  ').trimEnd()).join('\n') + '\n';
-}
-
-const fmtRate = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0));
 
 /** One row per strategy: step, tokens/s, MFU, speedup, per-phase max/mean, exchange. */
 function strategyRows(sim: Simulation, withRanks: boolean): string[][] {
@@ -81,14 +75,14 @@ export function formatSimulation(sim: Simulation, model: ModelPreset, gpu: GpuPr
   const head = `${model.name} on ${sim.ranks} × ${gpu.name} (${sim.ranksPerNode} per node): ${sim.examples} examples, ` +
     `${sim.tokens} LLM tokens, gradient sync ${sim.gradSyncMs.toFixed(1)} ms exposed\n`;
   const rows = [header(sim), ...strategyRows(sim, true)];
-  return head + table(rows);
+  return head + table(rows, 2);
 }
 
 export function formatSweep(sims: Simulation[], model: ModelPreset, gpu: GpuPreset, examplesPerRank: number): string {
   const head = `${model.name} on ${gpu.name}, ${examplesPerRank} examples per rank, built-in multimodal mix\n`;
   const rows = [header(sims[0]!)];
   for (const s of sims) rows.push(...strategyRows(s, true));
-  return head + table(rows);
+  return head + table(rows, 2);
 }
 
 /** The two sweep charts: scaling per strategy, and per-rank load per phase at `loadRanks`. */
@@ -105,7 +99,7 @@ export function sweepSvgs(sims: Simulation[], model: ModelPreset, gpu: GpuPreset
   const none = sim.strategies.find((s) => s.name === 'none')!, orch = sim.strategies.find((s) => s.name === 'orchestrated')!;
   const load = loadSvg(
     `${model.name}, ${sim.ranks} ranks: per-rank compute before and after balancing`,
-    none.phases.map((p, i) => ({ phase: p.name, before: none.loads[i]!, after: orch.loads[i]! })),
+    none.phases.map((p, i) => ({ title: `${p.name}: compute per rank (ms)`, before: none.loads[i]!, after: orch.loads[i]! })),
   );
   return { scaling, load };
 }

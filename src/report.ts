@@ -1,6 +1,35 @@
-// SVG charts for the sweep, written by hand (no dependencies): scaling of throughput and MFU per
-// strategy, and per-rank compute per phase before/after balancing. Numbers are printed with a
-// fixed precision so the same input gives the same file byte for byte.
+// What the demo and simulate commands print and draw: aligned text tables, byte and rate units,
+// block-character sparklines, and SVG charts written by hand (no dependencies): scaling of
+// throughput and MFU per strategy, and per-rank load per phase before/after balancing. Numbers
+// are printed with a fixed precision so the same input gives the same file byte for byte.
+
+/** Rows of cells as aligned columns: the first `left` columns left-aligned, the rest right-aligned. */
+export function table(rows: string[][], left = 1): string {
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c < left ? cell.padEnd(w[c]) : cell.padStart(w[c]))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** 1234567 → "1.2 MB" (decimal units). */
+export function fmtBytes(b: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let u = 0;
+  while (b >= 1000 && u < units.length - 1) { b /= 1000; u++; }
+  return `${b.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+/** 1234567 → "1.23M", 12345 → "12.3k". */
+export const fmtRate = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0));
+
+const BARS = ' ▁▂▃▄▅▆▇█';
+
+/** One line of block characters per `width` values, each scaled to `scale`. */
+export function sparkline(values: readonly number[], scale: number, width = 64): string[] {
+  const lines: string[] = [];
+  for (let s = 0; s < values.length; s += width) {
+    lines.push(values.slice(s, s + width).map((c) => BARS[Math.min(8, Math.round((c / scale) * 8))]).join(''));
+  }
+  return lines;
+}
 
 const COLORS: Record<string, string> = { none: '#9e9e9e', 'llm-only': '#e69f00', orchestrated: '#0072b2' };
 const color = (name: string) => COLORS[name] ?? '#333333';
@@ -83,19 +112,20 @@ export function scalingSvg(title: string, xs: number[], throughput: Series[], mf
 }
 
 export interface LoadPanel {
-  phase: string;
-  /** Per-rank compute, ms: sampled layout and balanced layout. */
-  before: Float64Array;
-  after: Float64Array;
+  /** The panel's heading, e.g. "vision: compute per rank (ms)". */
+  title: string;
+  /** Per-rank load: sampled layout and balanced layout. */
+  before: ArrayLike<number>;
+  after: ArrayLike<number>;
 }
 
-/** One panel per phase: per-rank compute before (grey bars) and after (blue line) balancing. */
-export function loadSvg(title: string, panels: LoadPanel[]): string {
+/** One panel per phase: per-rank load before (grey bars) and after (blue line) balancing. */
+export function loadSvg(title: string, panels: LoadPanel[], legend: [string, string] = ['none (sampled layout)', 'orchestrated (balanced)']): string {
   const body: string[] = [];
   const w = 900, ph = 150, gap = 60;
   body.push(`<text x="20" y="24" font-size="15" font-weight="bold">${esc(title)}</text>`);
-  body.push(`<rect x="80" y="38" width="14" height="10" fill="${color('none')}"/><text x="100" y="48">none (sampled layout)</text>`);
-  body.push(`<rect x="280" y="38" width="14" height="10" fill="${color('orchestrated')}"/><text x="300" y="48">orchestrated (balanced)</text>`);
+  body.push(`<rect x="80" y="38" width="14" height="10" fill="${color('none')}"/><text x="100" y="48">${esc(legend[0])}</text>`);
+  body.push(`<rect x="280" y="38" width="14" height="10" fill="${color('orchestrated')}"/><text x="300" y="48">${esc(legend[1])}</text>`);
   panels.forEach((pn, k) => {
     const p: Panel = { x: 80, y: 90 + k * (ph + gap), w, h: ph };
     const R = pn.before.length;
@@ -104,7 +134,7 @@ export function loadSvg(title: string, panels: LoadPanel[]): string {
     const ymax = niceMax(max);
     const Y = (y: number) => p.y + p.h - (y / ymax) * p.h;
     const bw = p.w / R;
-    body.push(`<text x="${f(p.x)}" y="${f(p.y - 8)}" font-weight="bold">${esc(pn.phase)}: compute per rank (ms)</text>`);
+    body.push(`<text x="${f(p.x)}" y="${f(p.y - 8)}" font-weight="bold">${esc(pn.title)}</text>`);
     for (let i = 0; i <= 2; i++) {
       const v = (ymax * i) / 2;
       body.push(`<line x1="${f(p.x)}" y1="${f(Y(v))}" x2="${f(p.x + p.w)}" y2="${f(Y(v))}" stroke="#e0e0e0"/>`);
