@@ -105,7 +105,6 @@ describe('bad input: one line naming the field and line, non-zero exit, nothing 
     ['duplicate id', '{"id":"a","rank":0,"text":3,"image":1}\n{"id":"a","rank":1,"text":3}', cfg, /batch line 2, field "id": duplicate id "a" \(first at batch line 1\)/],
     ['unknown modality', '{"id":"a","rank":0,"text":3,"video":[4]}', cfg, /batch line 1, field "video": unknown modality/],
     ['malformed JSON', '{"id":"a","rank":0,"text":3,"image":1}\n{"id":"b", rank:1}', cfg, /batch line 2: malformed JSON/],
-    ['phase with no items', '{"id":"a","rank":0,"text":3}', cfg, /phase "vision": no items in the batch/],
     ['item over the cap', '{"id":"a","rank":0,"text":3,"image":[50]}', withConfig((c) => { (c.phases[0] as Record<string, unknown>).maxTokensPerRank = 40; }), /batch line 1: item "a\/image\/0" has 50 tokens, over phase "vision" maxTokensPerRank 40/],
     ['infeasible cap', '{"id":"a","rank":0,"image":[30,30,30]}', withConfig((c) => { (c.phases[0] as Record<string, unknown>).maxTokensPerRank = 40; }), /phase "vision" maxTokensPerRank: 90 tokens cannot fit 2 ranks × 40 \(infeasible cap\)/],
     ['equalCount with more ranks than items', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c.phases[1] as Record<string, unknown>).equalCount = true; }), /phase "llm" equalCount: 1 items cannot give each of 2 ranks an equal count/],

@@ -9,7 +9,7 @@ import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
 import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult } from '../types.js';
 import { toPlanDocument } from './format.js';
 import { stageBreakdown, stopwatch, timedAccelerator, round3, type AcceleratorTimes, type Stopwatch } from './instrument.js';
-import { partitionPhase, placePhase, sortPhase, type SortedPhase } from './phase.js';
+import { emptyPhase, partitionPhase, placePhase, sortPhase, type SortedPhase } from './phase.js';
 
 export { formatPlan, toPlanDocument } from './format.js';
 
@@ -24,11 +24,11 @@ function exampleLabel(batch: Batch, e: number): string {
   return line ? `batch line ${line}` : `batch example ${JSON.stringify(batch.ids[e])}`;
 }
 
-/** Bad inputs that only show once items exist: empty phases, impossible caps and counts. */
+/** Bad inputs that only show once items exist: impossible caps and counts. */
 function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
   const { phase } = items;
   const n = items.tokens.length;
-  if (n === 0) throw new InputError(`phase "${phase.name}": no items in the batch (no example has ${phase.modalities.join(' or ')})`);
+  if (n === 0) return; // planned as R empty ranks (emptyPhase)
   if (phase.equalCount && n < R) throw new InputError(`phase "${phase.name}" equalCount: ${n} items cannot give each of ${R} ranks an equal count (need at least ${R} items)`);
   const cap = phase.maxTokensPerRank;
   if (cap !== undefined) {
@@ -58,17 +58,20 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
   if (!ALGORITHMS.includes(algorithm)) throw new InputError(`algorithm: must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`);
   const R = config.ranks;
 
+  if (batch.ids.length === 0) throw new InputError('batch is empty (no examples)');
   const allItems = buildPhaseItems(batch, config);
   for (const items of allItems) checkPhase(items, batch, R);
   sw.lap('items');
 
   // Every phase's costs and order first, so that KK for the large ones can start off the main
   // thread as each is sorted (it is needed only later in `best`, after LPT and its refinement).
-  const sorted: SortedPhase[] = [];
+  const sorted: (SortedPhase | null)[] = [];
   const kkJobs: (KkJob | null)[] = [];
   const phases: PhaseResult[] = [];
   try {
     for (const items of allItems) {
+      // A step may draw no item of a phase (no audio this time): every rank runs nothing.
+      if (items.tokens.length === 0) { sorted.push(null); kkJobs.push(null); continue; }
       const sp = await sortPhase(items, R, accel);
       sorted.push(sp);
       sw.lap('sort');
@@ -76,6 +79,7 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
       sw.lap('partition'); // handing KK to the worker is partition work
     }
     for (const [p, sp] of sorted.entries()) {
+      if (!sp) { phases.push(emptyPhase(allItems[p], R)); continue; }
       const { group, algorithm: used } = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
       kkJobs[p]?.cancel();
       sw.lap('partition');

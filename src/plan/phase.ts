@@ -61,6 +61,16 @@ export function placePhase(
   };
 }
 
+/** A phase with no items: bound, loads and exchange all zero. */
+export function emptyPhase(items: PhaseItems, R: number): PhaseResult {
+  return {
+    items, rank: new Int32Array(0), loads: new Float64Array(R),
+    lowerBound: 0, maxCost: 0, meanCost: 0,
+    exchange: { movedItems: 0, bytes: 0, interNodeBytes: 0, intraNodeBytes: 0, pairs: [] },
+    algorithm: 'empty',
+  };
+}
+
 /** rank[i] = rankOfGroup[group[i]] (its own small function: optimised early, not by OSR of the caller). */
 function mapGroups(group: Int32Array, rankOfGroup: Int32Array): Int32Array {
   const rank = new Int32Array(group.length);
