@@ -9,10 +9,21 @@ async function readStdin(): Promise<string> {
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<never> {
-  const code = await run(argv, {
-    stdout: (s) => process.stdout.write(s),
+  // A plan that cannot be written (a full disk, a reader that went away: EPIPE) is an error, not
+  // exit 0: the first failed write is kept and reported once stdout has been flushed.
+  let writeError: NodeJS.ErrnoException | null = null;
+  const keep = (e: Error | null | undefined) => { if (e && !writeError) writeError = e as NodeJS.ErrnoException; };
+  process.stdout.on('error', () => {}); // reported through the write callbacks
+  let code = await run(argv, {
+    stdout: (s) => { process.stdout.write(s, keep); },
     stderr: (s) => process.stderr.write(s),
     readStdin,
   });
-  return new Promise<never>(() => process.stdout.write('', () => process.exit(code)));
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  if (writeError && code === 0) {
+    const e: NodeJS.ErrnoException = writeError;
+    process.stderr.write(`postbalance: cannot write to stdout (${e.code ?? e.message.split('\n')[0]}): the output is incomplete\n`);
+    code = 1;
+  }
+  process.exit(code);
 }
