@@ -1,19 +1,27 @@
 // Stage 1: parse and validate the config and the batch. Everything a user can get wrong is
 // caught here with a one-line error naming the line and the field, before any planning starts.
-import { inputError } from './errors.js';
+import { describe, inputError } from './errors.js';
 import type { Batch, Config, CostModel, Example, PhaseConfig } from './types.js';
 
 const MAX_U32 = 0xffffffff;
 export const MAX_RANKS = 65536;
 const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/**
+ * A map from user-chosen names (modalities) to values: no prototype, so a modality named
+ * "__proto__" or "constructor" is a plain key like any other.
+ */
+export function record<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
 }
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 40 ? s.slice(0, 37) + '...' : s;
+/** A leading UTF-8 byte-order mark (as some editors save JSON) is not part of the JSON. */
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function positiveInt(v: unknown, where: string): number {
@@ -65,12 +73,16 @@ function parsePhase(v: unknown, i: number): PhaseConfig {
   const modalities = v.modalities as string[];
   if (new Set(modalities).size !== modalities.length) throw inputError(`${w} modalities`, 'lists a modality twice');
   if (modalities.includes('id') || modalities.includes('rank')) throw inputError(`${w} modalities`, '"id" and "rank" are reserved batch fields');
+  // Item ids are "<exampleId>/<modality>/<k>": a "/" in a modality name would let two different
+  // segments share an id ("a" + "b/c" and "a/b" + "c").
+  const slashed = modalities.find((m) => m.includes('/'));
+  if (slashed !== undefined) throw inputError(`${w} modalities`, `${describe(slashed)} contains "/", which separates the parts of an item id ("<exampleId>/<modality>/<k>")`);
   const unit = v.unit ?? 'segment';
   if (unit !== 'segment' && unit !== 'example') throw inputError(`${w} unit`, `must be "segment" or "example", got ${describe(v.unit)}`);
   const phase: PhaseConfig = { name, modalities, unit, cost: parseCost(v.cost, `${w} cost`) };
   if (v.scale !== undefined) {
     if (!isObject(v.scale)) throw inputError(`${w} scale`, `must be an object of modality → factor, got ${describe(v.scale)}`);
-    const scale: Record<string, number> = {};
+    const scale = record<number>();
     for (const [m, f] of Object.entries(v.scale)) {
       if (!modalities.includes(m)) throw inputError(`${w} scale.${m}`, `"${m}" is not one of this phase's modalities`);
       if (typeof f !== 'number' || !Number.isFinite(f) || f <= 0) throw inputError(`${w} scale.${m}`, `must be a positive number, got ${describe(f)}`);
@@ -105,7 +117,7 @@ export function validateConfig(obj: unknown): Config {
   if (obj.bytesPerToken !== undefined) {
     if (!isObject(obj.bytesPerToken)) throw inputError('config bytesPerToken', `must be an object of modality → bytes, got ${describe(obj.bytesPerToken)}`);
     const known = modalitiesOf(config);
-    const bpt: Record<string, number> = {};
+    const bpt = record<number>();
     for (const [m, b] of Object.entries(obj.bytesPerToken)) {
       if (!known.includes(m)) throw inputError(`config bytesPerToken.${m}`, `"${m}" is not a modality of any phase`);
       bpt[m] = nonNegativeNumber(b, `config bytesPerToken.${m}`);
@@ -118,7 +130,7 @@ export function validateConfig(obj: unknown): Config {
 export function parseConfig(text: string): Config {
   let obj: unknown;
   try {
-    obj = JSON.parse(text);
+    obj = JSON.parse(stripBom(text));
   } catch (e) {
     throw inputError('config', `malformed JSON (${(e as Error).message.split('\n')[0]})`);
   }
@@ -199,6 +211,7 @@ function batchBuilder(config: Config) {
 
 /** Parse a JSONL batch (one example per line; blank lines are skipped). */
 export function parseBatch(text: string, config: Config): Batch {
+  text = stripBom(text);
   const b = batchBuilder(config);
   let lineNo = 0;
   let start = 0;

@@ -37,6 +37,7 @@ export function phaseItems(batch: Batch, config: Config, phase: PhaseConfig): Ph
     return { m, offsets, lengths, scale: (phase.scale && Object.hasOwn(phase.scale, m) ? phase.scale[m] : 1), bpt: Object.hasOwn(bpt, m) ? bpt[m] : 0 };
   });
   const f = phase.unit === 'segment' ? segmentItems(batch, segs) : exampleItems(batch, phase, segs);
+  checkBytes(f.bytes, phase, segs);
   const count = f.ex.length;
   const sampledRank = new Int32Array(count);
   sampledRanks(batch.ranks, f.ex, sampledRank);
@@ -64,6 +65,15 @@ function exampleIds(exampleIds: string[], ex: Uint32Array): string[] {
   const out = new Array<string>(ex.length);
   for (let i = 0; i < ex.length; i++) out[i] = exampleIds[ex[i]];
   return out;
+}
+
+/** The phase's bytes must be finite numbers (they are summed into the exchange, printed as JSON). */
+function checkBytes(bytes: Float64Array, phase: PhaseConfig, segs: Seg[]): void {
+  let total = 0;
+  for (let i = 0; i < bytes.length; i++) total += bytes[i];
+  if (Number.isFinite(total)) return;
+  const big = segs.reduce((a, b) => (b.bpt > a.bpt ? b : a));
+  throw inputError(`config bytesPerToken.${big.m}`, `${big.bpt} bytes per token makes phase "${phase.name}" move more bytes than a float64 can count`);
 }
 
 function sampledRanks(ranks: Int32Array, ex: Uint32Array, out: Int32Array): void {

@@ -63,10 +63,11 @@ export function oneOf<T extends string>(v: string | undefined, allowed: readonly
   return v as T;
 }
 
-export function intFlag(v: string | undefined, flag: string, dflt: number, min = 1): number {
+export function intFlag(v: string | undefined, flag: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt;
   const x = Number(v);
   if (v.trim() === '' || !Number.isInteger(x) || x < min) throw new InputError(`${flag}: must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  if (x > max) throw new InputError(`${flag}: must be at most ${max}, got ${v}`);
   return x;
 }
 

@@ -3,6 +3,7 @@
 // forward+backward GFLOPs per item, so a plan balances exactly what `simulate` times.
 import type { CliIO } from './io.js';
 import { InputError } from '../errors.js';
+import { MAX_RANKS } from '../input.js';
 import { intFlag, numberFlag, parseFlags } from './args.js';
 import { configFromModel, getModel, MODEL_PRESETS, scaleEncoders } from '../simulate/presets.js';
 
@@ -22,7 +23,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   }
   if (!f.model) throw new InputError(`config: --model is required (known: ${Object.keys(MODEL_PRESETS).join(', ')})`);
   const ranksPerNode = intFlag(f['ranks-per-node'], '--ranks-per-node', 8);
-  const ranks = intFlag(f.ranks, '--ranks', ranksPerNode);
+  const ranks = intFlag(f.ranks, '--ranks', ranksPerNode, 1, MAX_RANKS);
   const scale = numberFlag(f['encoder-scale'], '--encoder-scale', 1, (n) => n > 0, 'a positive number');
   const model = scaleEncoders(getModel(f.model), scale);
   io.stdout(JSON.stringify(configFromModel(model, ranks, ranksPerNode), null, 2) + '\n');

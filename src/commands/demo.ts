@@ -3,7 +3,7 @@
 // bound, how long planning took and what it moves; then the per-rank load before and after.
 import { BACKENDS, getAccelerator } from '../primitives/backend.js';
 import type { CliIO } from './io.js';
-import { batchFromExamples } from '../input.js';
+import { batchFromExamples, MAX_RANKS } from '../input.js';
 import { planBatch } from '../plan/index.js';
 import { ALGORITHMS, type Plan } from '../types.js';
 import { generateWorkload } from '../workload.js';
@@ -43,7 +43,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
     io.stdout(USAGE);
     return 0;
   }
-  const ranks = intFlag(f.ranks, '--ranks', 128);
+  const ranks = intFlag(f.ranks, '--ranks', 128, 1, MAX_RANKS);
   const examples = intFlag(f.examples, '--examples', ranks * 32);
   const seed = intFlag(f.seed, '--seed', 1, 0);
   const backend = oneOf(f.backend, BACKENDS, '--backend', 'cpu');

@@ -4,7 +4,7 @@
 // Results go to stdout; notes (e.g. where a chart was written) to stderr.
 import type { CliIO } from './io.js';
 import { InputError } from '../errors.js';
-import { parseBatch, parseConfig } from '../input.js';
+import { MAX_RANKS, parseBatch, parseConfig } from '../input.js';
 import { EXCHANGE_SCHEMES, type ExchangeScheme } from '../simulate/alltoall.js';
 import {
   configFromModel, getGpu, getModel, GPU_PRESETS, MODEL_PRESETS, overrideGpu, phaseModels, scaleEncoders,
@@ -70,6 +70,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   if (f.sweep !== undefined) {
     for (const k of ['batch', 'config', 'ranks'] as const) if (f[k] !== undefined) throw new InputError(`simulate: --${k} and --sweep do not go together`);
     const ranks = intList(f.sweep, '--sweep');
+    for (const r of ranks) if (r > MAX_RANKS) throw new InputError(`--sweep: ranks must be at most ${MAX_RANKS}, got ${r}`);
     const examplesPerRank = intFlag(f['examples-per-rank'], '--examples-per-rank', 16);
     const seed = intFlag(f.seed, '--seed', 1, 0);
     const loadRanks = f['load-ranks'] !== undefined ? intFlag(f['load-ranks'], '--load-ranks', 0) : undefined;
@@ -94,7 +95,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
     if (f.batch === '-' && f.config === '-') throw new InputError('--batch and --config cannot both be stdin');
     config = parseConfig(await readInput(f.config, '--config', io));
   } else if (f.ranks !== undefined) {
-    config = configFromModel(model, intFlag(f.ranks, '--ranks', 1), ranksPerNode);
+    config = configFromModel(model, intFlag(f.ranks, '--ranks', 1, 1, MAX_RANKS), ranksPerNode);
   } else {
     throw new InputError(`simulate: --batch needs --config FILE or --ranks N (the config then follows --model ${model.name})`);
   }

@@ -7,8 +7,8 @@
 //
 // Decoding turns a request into plain values and throws InputError with a one-line message for
 // anything malformed; the server turns that into {"id":..,"error":".."}.
-import { inputError } from '../errors.js';
-import { modalitiesOf } from '../input.js';
+import { describe, inputError } from '../errors.js';
+import { modalitiesOf, stripBom } from '../input.js';
 import { ALGORITHMS, type Algorithm, type Config, type Example, type PlanOptions } from '../types.js';
 
 export type RequestId = string | number | null;
@@ -52,7 +52,7 @@ export function recoverId(head: string): RequestId {
 export function decodeRequest(line: string, idOut: { id: RequestId }): Request {
   let obj: unknown;
   try {
-    obj = JSON.parse(line);
+    obj = JSON.parse(stripBom(line));
   } catch (e) {
     idOut.id = recoverId(line.slice(0, 256));
     throw inputError('request', `malformed JSON (${(e as Error).message.split('\n')[0]})`);
@@ -60,7 +60,7 @@ export function decodeRequest(line: string, idOut: { id: RequestId }): Request {
   if (!isObject(obj)) throw inputError('request', 'must be a JSON object like {"id":1,"batch":[...]}');
   if (isId(obj.id)) idOut.id = obj.id;
   else if (obj.id === undefined) throw inputError('request', 'has no "id" (a number or a string)');
-  else throw inputError('request "id"', `must be a number or a string, got ${JSON.stringify(obj.id)}`);
+  else throw inputError('request "id"', `must be a number or a string, got ${describe(obj.id)}`);
   for (const k of Object.keys(obj)) {
     if (!REQUEST_KEYS.includes(k)) throw inputError('request', `unknown field "${k}" (allowed: ${REQUEST_KEYS.join(', ')})`);
   }
@@ -70,18 +70,24 @@ export function decodeRequest(line: string, idOut: { id: RequestId }): Request {
   }
   const options: PlanOptions = {};
   if (obj.algorithm !== undefined) {
-    if (!ALGORITHMS.includes(obj.algorithm as Algorithm)) throw inputError('request "algorithm"', `must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(obj.algorithm)}`);
+    if (!ALGORITHMS.includes(obj.algorithm as Algorithm)) throw inputError('request "algorithm"', `must be one of ${ALGORITHMS.join(', ')}, got ${describe(obj.algorithm)}`);
     options.algorithm = obj.algorithm as Algorithm;
   }
   if (obj.exchange !== undefined) {
-    if (obj.exchange !== 'compact' && obj.exchange !== 'full') throw inputError('request "exchange"', `must be "compact" or "full", got ${JSON.stringify(obj.exchange)}`);
+    if (obj.exchange !== 'compact' && obj.exchange !== 'full') throw inputError('request "exchange"', `must be "compact" or "full", got ${describe(obj.exchange)}`);
     options.exchange = obj.exchange;
   }
   if (obj.placement !== undefined) {
-    if (obj.placement !== 'locality' && obj.placement !== 'naive') throw inputError('request "placement"', `must be "locality" or "naive", got ${JSON.stringify(obj.placement)}`);
+    if (obj.placement !== 'locality' && obj.placement !== 'naive') throw inputError('request "placement"', `must be "locality" or "naive", got ${describe(obj.placement)}`);
     options.placement = obj.placement;
   }
   return { id: idOut.id, config: obj.config, batch: obj.batch, compact: obj.compact, options };
+}
+
+/** ex[m] = v as an own field, also for a modality named "__proto__" (an assignment would set the prototype). */
+function setField(ex: Example, m: string, v: unknown): void {
+  if (m === '__proto__') Object.defineProperty(ex, m, { value: v, enumerable: true, writable: true, configurable: true });
+  else ex[m] = v;
 }
 
 /**
@@ -112,16 +118,16 @@ export function expandCompact(compact: unknown, config: Config): Example[] {
     if (!known.includes(m)) throw inputError(where, `unknown modality (config declares: ${known.join(', ')})`);
     if (Array.isArray(col)) {
       if (col.length !== n) throw inputError(where, `has ${col.length} entries for ${n} examples`);
-      for (let e = 0; e < n; e++) if (col[e] !== null && col[e] !== undefined) examples[e][m] = col[e];
+      for (let e = 0; e < n; e++) if (col[e] !== null && col[e] !== undefined) setField(examples[e], m, col[e]);
     } else if (isObject(col) && Array.isArray(col.counts) && Array.isArray(col.values)) {
       const { counts, values } = col;
       if (counts.length !== n) throw inputError(`${where}.counts`, `has ${counts.length} entries for ${n} examples`);
       let off = 0;
       for (let e = 0; e < n; e++) {
         const c = counts[e];
-        if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) throw inputError(`${where}.counts[${e}]`, `must be a non-negative integer, got ${JSON.stringify(c)}`);
+        if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) throw inputError(`${where}.counts[${e}]`, `must be a non-negative integer, got ${describe(c)}`);
         if (off + c > values.length) throw inputError(`${where}.values`, `has ${values.length} entries, counts need more`);
-        if (c > 0) examples[e][m] = values.slice(off, off + c);
+        if (c > 0) setField(examples[e], m, values.slice(off, off + c));
         off += c;
       }
       if (off !== values.length) throw inputError(`${where}.values`, `has ${values.length} entries, counts sum to ${off}`);

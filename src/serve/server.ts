@@ -52,22 +52,25 @@ export class Session {
     const idOut: { id: RequestId } = { id: null };
     try {
       const req = decodeRequest(line.text, idOut);
-      if (req.config !== undefined) this.config = validateConfig(req.config);
+      // A request's config is installed only once the whole request has succeeded: one that
+      // fails (its batch, or the config itself) leaves the previous config in place.
+      const config = req.config !== undefined ? validateConfig(req.config) : this.config;
       if (req.batch === undefined && req.compact === undefined) {
-        const c = this.config!;
+        const c = (this.config = config!);
         return JSON.stringify({
           id: req.id, ok: true, ranks: c.ranks, ranksPerNode: c.ranksPerNode, phases: c.phases.map((p) => p.name),
           backend: this.opts.accel.backend, adapter: this.opts.accel.adapter,
         });
       }
-      const config = this.config;
       if (!config) throw new InputError('request: no config yet: send {"id":..,"config":{...}} before batches');
       const examples = req.compact !== undefined ? expandCompact(req.compact, config) : req.batch;
       if (!Array.isArray(examples)) throw new InputError('request "batch": must be an array of examples');
       const batch = batchFromExamples(examples, config);
       const plan = await planBatch(batch, config, { ...this.opts.defaults, ...req.options }, this.opts.accel);
       // Splice the CLI's exact serialisation in: the plan bytes are the CLI's bytes.
-      return `{"id":${JSON.stringify(req.id)},"plan":${formatPlan(plan)},"serveMs":${round3(performance.now() - t0)}}`;
+      const response = `{"id":${JSON.stringify(req.id)},"plan":${formatPlan(plan)},"serveMs":${round3(performance.now() - t0)}}`;
+      this.config = config;
+      return response;
     } catch (e) {
       this.stats.errors++;
       if (e instanceof InputError) return errorResponse(idOut.id, e.message);
