@@ -1,6 +1,6 @@
 // Bundles the benchmarks and the CLI into .gpu/ for a machine without npm (the lent NVIDIA
-// box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__ (every .wgsl in
-// shaders/, include-only files such as u64.wgsl too: shaderSource resolves `//! include` lines
+// box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__ (every .wgsl under
+// src/gpu/, include-only files such as u64.wgsl too: shaderSource resolves `//! include` lines
 // from the same map at run time; a missing one fails the bundle here), and `webgpu` stays
 // external, resolved from .gpu/node_modules/webgpu (package.json, index.js and dawn.node copied
 // from node_modules); the KK worker is bundled beside them. Usage: node bench/bundle-gpu.mjs
@@ -8,11 +8,12 @@ import { build } from 'esbuild';
 import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 
 const shaders = Object.fromEntries(
-  readdirSync('shaders').filter((f) => f.endsWith('.wgsl')).map((f) => [f, readFileSync(`shaders/${f}`, 'utf8')]),
+  readdirSync('src/gpu', { withFileTypes: true }).filter((d) => d.isDirectory())
+    .flatMap((d) => readdirSync(`src/gpu/${d.name}`).filter((f) => f.endsWith('.wgsl')).map((f) => [f, readFileSync(`src/gpu/${d.name}/${f}`, 'utf8')])),
 );
 for (const [file, text] of Object.entries(shaders)) {
   for (const [, name] of text.matchAll(/^\s*\/\/!\s*include\s+(\S+)\s*$/gm)) {
-    if (!(name in shaders)) throw new Error(`shaders/${file} includes ${name}, which is not in shaders/`);
+    if (!(name in shaders)) throw new Error(`${file} includes ${name}, which is not under src/gpu/`);
   }
 }
 const banner = `globalThis.__POSTBALANCE_SHADERS__ = ${JSON.stringify(shaders)};`;

@@ -31,7 +31,7 @@
 
 import { cpuAccelerator, type Accelerator, type PairArena } from '../src/primitives/accelerator.js';
 import { createGpuAccelerator, type CutPath, type GpuAccelerator } from '../src/gpu/accelerator.js';
-import { activeDigitShifts, SORT_TILE } from '../src/gpu/kernels.js';
+import { activeDigitShifts, SORT_TILE } from '../src/gpu/sort/sort.js';
 import { intFlag, intList, numberFlag, oneOf } from '../src/commands/args.js';
 import { benchFlags } from './flags.js';
 

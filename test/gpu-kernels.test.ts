@@ -7,7 +7,7 @@ import { cutCountsCpu, prefixSumCpu, sortDescCpu, type Accelerator, type PairAre
 import { createGpuAccelerator, parallelCutMinItems, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { dispatchGrid, fromWordPairs, toWordPairs } from '../src/gpu/buffers.js';
 import { acquireDevice, compileShader } from '../src/gpu/device.js';
-import { cutJumpRounds } from '../src/gpu/kernels.js';
+import { cutJumpRounds } from '../src/gpu/cuts/cuts.js';
 import { shaderSource } from '../src/gpu/shaders.js';
 import { pairStepsCpu } from '../src/primitives/pairstep.js';
 
@@ -68,7 +68,7 @@ describe('device', () => {
       const broken = '@compute @workgroup_size(1)\nfn main() {\n  let x: u32 = notDefined;\n}\n';
       const error = await compileShader(device, 'broken.wgsl', broken).then(() => null, (e: Error) => e);
       expect(error).toBeInstanceOf(Error);
-      expect(error!.message).toMatch(/^WGSL compile error in shaders\/broken\.wgsl:3:\d+: .*notDefined/);
+      expect(error!.message).toMatch(/^WGSL compile error in broken\.wgsl:3:\d+: .*notDefined/);
       expect(error!.message).not.toContain('\n');
     } finally {
       device.destroy();

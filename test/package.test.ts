@@ -59,7 +59,7 @@ afterAll(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
 describe('the npm package, installed from its tarball into an empty project', () => {
   it('ships the compiled library, the command and the shaders, and no sources or benchmarks', () => {
     for (const f of ['package.json', 'README.md', 'bin/postbalance.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/main.js',
-      'dist/partition/kk-worker.js', 'dist/gpu/accelerator.js', 'shaders/radix_sort.wgsl', 'shaders/u64.wgsl']) {
+      'dist/partition/kk-worker.js', 'dist/gpu/accelerator.js', 'dist/gpu/sort/radix_sort.wgsl', 'dist/gpu/common/u64.wgsl']) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => /^(src|test|bench|dist-bench|integrations)\/|^dist\/(src|bench)\//.test(f))).toEqual([]);

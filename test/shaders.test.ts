@@ -1,5 +1,5 @@
 // The WGSL include step (shaderSource in src/gpu/shaders.ts) on its own, through temporary
-// inlined shader maps, and the real shaders/ folder: every kernel resolves, no include is left.
+// inlined shader maps, and the real kernel families under src/gpu/: every kernel resolves, no include is left.
 // No GPU needed: the kernels' results are checked in gpu-kernels.test.ts and gpu-plan.test.ts.
 
 import { readdirSync, readFileSync } from 'node:fs';
@@ -8,7 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { SHADER_FILES, shaderSource } from '../src/gpu/shaders.js';
 
 const INCLUDE = /^\s*\/\/!\s*include\b/m;
-const SHADER_DIR = join(import.meta.dirname, '..', 'shaders');
+const GPU_DIR = join(import.meta.dirname, '..', 'src', 'gpu');
+/** Every .wgsl beside its host code: name → path. */
+const SHADER_PATHS = new Map(readdirSync(GPU_DIR, { withFileTypes: true }).filter((d) => d.isDirectory())
+  .flatMap((d) => readdirSync(join(GPU_DIR, d.name)).filter((f) => f.endsWith('.wgsl')).map((f) => [f, join(GPU_DIR, d.name, f)] as const)));
 
 /** Runs fn with globalThis.__POSTBALANCE_SHADERS__ = map, then puts back what was there. */
 function withShaders<T>(map: Record<string, string>, fn: () => T): T {
@@ -76,7 +79,7 @@ describe('WGSL include step', () => {
       'test_a.wgsl': '//! include test_missing.wgsl\n',
     };
     expect(() => withShaders(map, () => shaderSource('test_kernel.wgsl')))
-      .toThrow(/test_missing\.wgsl, included by test_kernel\.wgsl -> test_a\.wgsl, is not among the inlined shaders nor in shaders\//);
+      .toThrow(/test_missing\.wgsl, included by test_kernel\.wgsl -> test_a\.wgsl, is not among the inlined shaders nor in the kernel folders/);
     expect(() => withShaders({}, () => shaderSource('test_nothing.wgsl'))).toThrow(/shader test_nothing\.wgsl not found/);
   });
 
@@ -88,17 +91,17 @@ describe('WGSL include step', () => {
       'test_self.wgsl': '//! include test_self.wgsl\n',
     };
     expect(() => withShaders(map, () => shaderSource('test_kernel.wgsl')))
-      .toThrow('cycle test_kernel.wgsl -> test_a.wgsl -> test_b.wgsl -> test_a.wgsl (at shaders/test_b.wgsl:2)');
+      .toThrow('cycle test_kernel.wgsl -> test_a.wgsl -> test_b.wgsl -> test_a.wgsl (at test_b.wgsl:2)');
     expect(() => withShaders(map, () => shaderSource('test_self.wgsl'))).toThrow('cycle test_self.wgsl -> test_self.wgsl');
   });
 
   it('a malformed include line, or a WGSL directive in an included file, is an Error', () => {
     for (const line of ['//! include', '//! include "test_a.wgsl"', '//! include test_a.wgsl extra', '//! include ../test_a.wgsl', '//!include test_a']) {
       expect(() => withShaders({ 'test_kernel.wgsl': `fn k() {}\n${line}\n`, 'test_a.wgsl': '' }, () => shaderSource('test_kernel.wgsl')), line)
-        .toThrow(/malformed include line at shaders\/test_kernel\.wgsl:2/);
+        .toThrow(/malformed include line at test_kernel\.wgsl:2/);
     }
     const map = { 'test_kernel.wgsl': 'enable f16;\n//! include test_a.wgsl\n', 'test_a.wgsl': '// a\nenable f16;\n' };
-    expect(() => withShaders(map, () => shaderSource('test_kernel.wgsl'))).toThrow(/shaders\/test_a\.wgsl:2 is included .* but holds a directive/);
+    expect(() => withShaders(map, () => shaderSource('test_kernel.wgsl'))).toThrow(/test_a\.wgsl:2 is included .* but holds a directive/);
   });
 
   it('restores the inlined map', () => {
@@ -108,9 +111,9 @@ describe('WGSL include step', () => {
   });
 });
 
-describe('shaders/', () => {
-  const files = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl')).sort();
-  const raw = Object.fromEntries(files.map((f) => [f, readFileSync(join(SHADER_DIR, f), 'utf8')]));
+describe('src/gpu/*/*.wgsl', () => {
+  const files = [...SHADER_PATHS.keys()].sort();
+  const raw = Object.fromEntries(files.map((f) => [f, readFileSync(SHADER_PATHS.get(f)!, 'utf8')]));
 
   it('every kernel file in SHADER_FILES resolves to source with no include lines left', () => {
     for (const file of SHADER_FILES) {
@@ -120,7 +123,7 @@ describe('shaders/', () => {
     }
   });
 
-  it('resolves the same from the inlined map bench/bundle-gpu.mjs builds (every .wgsl in shaders/)', () => {
+  it('resolves the same from the inlined map bench/bundle-gpu.mjs builds (every .wgsl under src/gpu/)', () => {
     for (const file of SHADER_FILES) {
       expect(withShaders(raw, () => shaderSource(file)), file).toBe(shaderSource(file));
     }

@@ -18,7 +18,7 @@ if ! "$PY" -c 'import torch, torch.distributed as d; assert d.is_available()' 2>
   exit 2
 fi
 if [ "${POSTBALANCE_SKIP_BUILD:-}" != 1 ]; then
-  npx tsc -p tsconfig.json
+  npm run build >/dev/null
 fi
 
 echo "== Python client vs CLI"

@@ -145,11 +145,11 @@ export async function compileShader(device: GPUDevice, file: string, code: strin
   const [info, scopeError] = await Promise.all([module.getCompilationInfo(), scopeErrorPromise]);
   const firstError = info.messages.find((m) => m.type === 'error');
   if (firstError) {
-    throw new Error(`WGSL compile error in shaders/${file}:${firstError.lineNum}:${firstError.linePos}: ${firstError.message.replace(/\s*\n\s*/g, ' ')}`);
+    throw new Error(`WGSL compile error in ${file}:${firstError.lineNum}:${firstError.linePos}: ${firstError.message.replace(/\s*\n\s*/g, ' ')}`);
   }
   if (scopeError) {
     // Dawn's message starts "Error while parsing WGSL: :line:col error: ...", then the source.
-    throw new Error(`WGSL error in shaders/${file}: ${scopeError.message.split('\n')[0].replace(/^Error while parsing WGSL: :/, '')}`);
+    throw new Error(`WGSL error in ${file}: ${scopeError.message.split('\n')[0].replace(/^Error while parsing WGSL: :/, '')}`);
   }
   return module;
 }
@@ -160,6 +160,6 @@ export async function createPipeline(device: GPUDevice, file: string, module: GP
     return await device.createComputePipelineAsync({ label: `${file}:${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
   } catch (err) {
     const message = ((err as Error).message ?? String(err)).split('\n')[0];
-    throw new Error(`cannot create pipeline ${entryPoint} from shaders/${file}: ${message}`);
+    throw new Error(`cannot create pipeline ${entryPoint} from ${file}: ${message}`);
   }
 }

@@ -1,11 +1,12 @@
-// WGSL sources are loaded at run time from the package's shaders/ folder. A bundle can inline
-// them instead by setting globalThis.__POSTBALANCE_SHADERS__ = { 'scan.wgsl': '...', ... }
-// before the first accelerator is created (bench/bundle-gpu.mjs inlines every .wgsl in shaders/,
-// include-only files too).
+// WGSL sources live beside their host code, one folder per kernel family (src/gpu/<family>/*.wgsl;
+// the build copies them to dist/gpu/<family>/), and are loaded at run time by file name from the
+// family folders beside this module (names are unique across families). A bundle can inline them instead by setting
+// globalThis.__POSTBALANCE_SHADERS__ = { 'scan.wgsl': '...', ... } before the first accelerator is
+// created (bench/bundle-gpu.mjs inlines every .wgsl under src/gpu/, include-only files too).
 //
 // WGSL has no include, so shaderSource resolves one: a line
 //   //! include u64.wgsl
-// (a WGSL comment, so the raw files stay valid-looking) pulls in shaders/u64.wgsl, recursively,
+// (a WGSL comment, so the raw files stay valid-looking) pulls in common/u64.wgsl, recursively,
 // each file at most once per shader; a missing file, a cycle or a malformed include line is an
 // Error. The include line becomes a plain comment and the included text is appended after the
 // including file (module-scope WGSL declarations may come in any order), so a compile error in a
@@ -14,7 +15,7 @@
 // hold only declarations (no `enable`, `requires` or `diagnostic` directives: those have to come
 // first).
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,38 +28,37 @@ declare global {
 export const SHADER_FILES = ['radix_sort.wgsl', 'scan.wgsl', 'cuts.wgsl', 'cuts_parallel.wgsl', 'pair_steps.wgsl'] as const;
 export type ShaderFile = (typeof SHADER_FILES)[number];
 
-/**
- * The package root: the nearest folder above this module holding package.json. This file runs
- * from src/gpu/ under vitest and from dist/gpu/ once compiled, so the depth differs.
- */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`postbalance: cannot find package.json above ${fileURLToPath(import.meta.url)} (needed to load shaders/)`);
-    dir = parent;
-  }
-}
-
 /** A line that starts an include directive; INCLUDE_LINE is the only well-formed shape. */
 const INCLUDE_START = /^\s*\/\/!\s*include\b/;
 const INCLUDE_LINE = /^\s*\/\/!\s*include\s+([A-Za-z0-9_.-]+\.wgsl)\s*$/;
 /** Directives WGSL wants before every declaration, hence not in appended text. */
 const WGSL_DIRECTIVE = /^\s*(enable|requires|diagnostic)\b/;
 
-/** Text of one file as stored: inlined copy first, else shaders/<name> in the package; null if neither. */
+/** Every .wgsl file in the family folders beside this module (src/gpu/ or dist/gpu/): name → path. */
+let shaderPaths: Map<string, string> | null = null;
+function shaderPath(name: string): string | undefined {
+  if (!shaderPaths) {
+    shaderPaths = new Map();
+    const root = dirname(fileURLToPath(import.meta.url));
+    for (const family of readdirSync(root, { withFileTypes: true })) {
+      if (!family.isDirectory()) continue;
+      for (const f of readdirSync(join(root, family.name))) if (f.endsWith('.wgsl')) shaderPaths.set(f, join(root, family.name, f));
+    }
+  }
+  return shaderPaths.get(name);
+}
+
+/** Text of one file as stored: inlined copy first, else <family>/<name> beside this module; null if neither. */
 function rawSource(name: string): string | null {
   const inlined = globalThis.__POSTBALANCE_SHADERS__?.[name];
   if (inlined !== undefined) return inlined;
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) return null; // a plain name in shaders/, no paths
-  const path = join(packageRoot(), 'shaders', name);
-  return existsSync(path) ? readFileSync(path, 'utf8') : null;
+  const path = shaderPath(name);
+  return path && existsSync(path) ? readFileSync(path, 'utf8') : null;
 }
 
 /** Where rawSource looked, for an error message. */
 function lookedIn(): string {
-  return globalThis.__POSTBALANCE_SHADERS__ ? 'not among the inlined shaders nor in shaders/' : 'not in shaders/';
+  return globalThis.__POSTBALANCE_SHADERS__ ? 'not among the inlined shaders nor in the kernel folders' : 'not in the kernel folders';
 }
 
 /**
@@ -79,7 +79,7 @@ function expand(name: string, text: string, chain: string[], included: Set<strin
   const lines = text.split('\n');
   const children: string[] = [];
   lines.forEach((line, i) => {
-    const where = `shaders/${name}:${i + 1}`;
+    const where = `${name}:${i + 1}`;
     if (chain.length > 1 && WGSL_DIRECTIVE.test(line)) {
       throw new Error(`WGSL include: ${where} is included (${chain.join(' -> ')}) but holds a directive, which WGSL needs before every declaration: move it to the kernel file`);
     }
