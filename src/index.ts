@@ -5,7 +5,7 @@ export { InputError } from './errors.js';
 export { createPlanner, plan, type AcceleratorOptions, type Planner, type PlannerOptions } from './api.js';
 export { BACKENDS, type Backend } from './primitives/backend.js';
 export { parseConfig, validateConfig, parseBatch, batchFromExamples, modalitiesOf, MAX_RANKS } from './input.js';
-export { planBatch, planIndexed, formatPlan, toPlanDocument, routeTarget } from './plan/index.js';
+export { planBatch, planCompact, planIndexed, formatPlan, formatCompactPlan, toCompactPlan, toPlanDocument, routeTarget } from './plan/index.js';
 export { cpuAccelerator, type Accelerator, type CutResult } from './primitives/accelerator.js';
 // The demo's synthetic workload, for trying the planner without a data loader.
 export { generateWorkload, demoConfig, toJsonl, type WorkloadOptions } from './workload.js';

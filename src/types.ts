@@ -132,6 +132,39 @@ export interface Plan {
 }
 
 /**
+ * The compact output form, one phase: the rank of every item as an integer array in the engine's
+ * item order (README, docs/FORMAT.md) instead of item ids per rank. Extra fields may be added.
+ */
+export interface CompactPhasePlan {
+  name: string;
+  /** Number of items of the phase (the length of `rank`). */
+  items: number;
+  /** rank[i]: the rank that runs item i, for every item in item order. */
+  rank: Int32Array;
+  /** Per-rank cost and tokens, as the full form's ranks[r].cost and ranks[r].tokens. */
+  cost: number[];
+  tokens: number[];
+  lowerBound: number;
+  maxCost: number;
+  meanCost: number;
+  exchange: ExchangeSummary;
+  algorithm: string;
+  routeTo?: string;
+}
+
+/** The compact output form (`plan --format compact`, the sidecar's `"format":"compact"`). */
+export interface CompactPlan {
+  format: 'compact';
+  ranks: number;
+  phases: CompactPhasePlan[];
+  stats: PlanStats;
+}
+
+/** Output forms: `full` (item ids per rank, the default) or `compact` (rank per item). */
+export type PlanFormat = 'full' | 'compact';
+export const PLAN_FORMATS: readonly PlanFormat[] = ['full', 'compact'];
+
+/**
  * One phase of a plan, item-indexed: what placement, the exchange, the simulator and every
  * output form read (no string ids inside the engine).
  */

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
+import { ALGORITHMS } from '../src/types.js';
+import { expectedItems, mulberry, randomCase, testSeed } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'postbalance-cli-'));
 const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
@@ -70,6 +72,59 @@ describe('plan output contract', () => {
         algorithm: 'lpt', items: 3,
       },
     ]));
+  });
+
+  it('--format compact is pinned byte for byte: per phase the rank of every item in item order', async () => {
+    const { code, out, err } = await cli(['plan', '--batch', batch, '--config', cfg, '--algorithm', 'lpt', '--backend', 'cpu', '--format', 'compact']);
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const plan = JSON.parse(out);
+    expect(Object.keys(plan)).toEqual(['format', 'ranks', 'phases', 'stats']);
+    expect(plan.format).toBe('compact');
+    expect(plan.stats).toMatchObject({ algorithm: 'lpt', backend: 'cpu', adapter: 'cpu' });
+    // Item order: examples in batch order, then (encoders) modality, then k: vision items are
+    // a/image/0, a/image/1, 7/image/0; llm items a, b, 7. The same plan as the full form above.
+    expect(JSON.stringify(plan.phases)).toBe(JSON.stringify([
+      {
+        name: 'vision', items: 3, rank: [0, 1, 1], cost: [9, 8], tokens: [8, 6],
+        lowerBound: 9, maxCost: 9, meanCost: 8.5,
+        exchange: { movedItems: 1, bytes: 40, interNodeBytes: 40, intraNodeBytes: 0, pairs: [[0, 1, 1, 40]] },
+        algorithm: 'lpt', routeTo: 'llm',
+      },
+      {
+        name: 'llm', items: 3, rank: [0, 1, 1], cost: [18.56, 10.52], tokens: [16, 10],
+        lowerBound: 18.56, maxCost: 18.56, meanCost: 14.54,
+        exchange: { movedItems: 1, bytes: 12, interNodeBytes: 12, intraNodeBytes: 0, pairs: [[0, 1, 1, 12]] },
+        algorithm: 'lpt',
+      },
+    ]));
+    expect((await cli(['plan', '--batch', batch, '--config', cfg, '--format', 'tiny'])).err).toMatch(/--format: must be one of full, compact, got "tiny"/);
+  });
+
+  it('the compact form says what the full form says, on random batches and every algorithm', async () => {
+    const rand = mulberry(testSeed('compact form'));
+    for (let t = 0; t < 12; t++) {
+      const { examples, config } = randomCase(rand);
+      const b = file(`compact-${t}.jsonl`, examples.map((e) => JSON.stringify(e)).join('\n') + '\n');
+      const c = file(`compact-${t}.json`, JSON.stringify(config));
+      const algorithm = ALGORITHMS[t % ALGORITHMS.length];
+      const full = JSON.parse((await cli(['plan', '--batch', b, '--config', c, '--backend', 'cpu', '--algorithm', algorithm])).out);
+      const compact = JSON.parse((await cli(['plan', '--batch', b, '--config', c, '--backend', 'cpu', '--algorithm', algorithm, '--format', 'compact'])).out);
+      // The documented item order, recomputed from the contract (helpers.expectedItems walks
+      // examples in order, then modalities, then k), with each item's rank in the full form.
+      expectedItems(examples, config).forEach((items, p) => {
+        const rankOf = new Map<string, number>();
+        full.phases[p].ranks.forEach((r: { items: string[] }, k: number) => { for (const id of r.items) rankOf.set(id, k); });
+        const ph = compact.phases[p];
+        expect(ph.items).toBe(items.size);
+        expect(ph.rank).toEqual([...items.keys()].map((id) => rankOf.get(id)));
+        expect(ph.cost).toEqual(full.phases[p].ranks.map((r: { cost: number }) => r.cost));
+        expect(ph.tokens).toEqual(full.phases[p].ranks.map((r: { tokens: number }) => r.tokens));
+        const { ranks: _r, ...fullRest } = full.phases[p];
+        const { rank: _k, cost: _c, tokens: _t, ...compactRest } = ph;
+        expect(compactRest).toEqual(fullRest);
+      });
+    }
   });
 
   it('--exchange full adds per-rank `from` lists; --out writes the same document', async () => {

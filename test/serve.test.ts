@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpuAccelerator } from '../src/primitives/accelerator.js';
 import { batchFromExamples } from '../src/input.js';
-import { formatPlan, planBatch } from '../src/plan/index.js';
+import { formatCompactPlan, formatPlan, planBatch, planCompact } from '../src/plan/index.js';
 import { readLines } from '../src/serve/lines.js';
 import { expandCompact, recoverId } from '../src/serve/protocol.js';
 import { serve } from '../src/serve/server.js';
@@ -93,6 +93,23 @@ describe('serve protocol (in-process)', () => {
     expect(r[1].plan.stats.algorithm).toBe('none');
     expect(r[1].plan.phases[0].ranks[0].from).toBeDefined();
     expect(untimed(JSON.stringify(r[1].plan))).toBe(untimed(await libraryPlan(examples, config, { algorithm: 'none', exchange: 'full' })));
+  });
+
+  it('"format":"compact" answers with the compact plan, byte for byte the library\'s; serve --format sets the default', async () => {
+    const ref = formatCompactPlan(await planCompact(batchFromExamples(examples, config), config, { algorithm: 'lpt' }, cpuAccelerator));
+    const lines = [{ id: 1, config }, { id: 2, batch: examples, algorithm: 'lpt', format: 'compact' }, { id: 3, batch: examples, algorithm: 'lpt', format: 'full' },
+      { id: 4, batch: examples, format: 'ids' }];
+    const text = lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+    for (const dflt of [undefined, 'compact'] as const) {
+      const out: string[] = [];
+      await serve([text], (s) => { out.push(s); }, { accel: cpuAccelerator, format: dflt });
+      expect(untimed(planBytes(out[1]))).toBe(untimed(ref));
+      expect(JSON.parse(out[2]).plan.phases[0].ranks).toHaveLength(16);
+      expect(JSON.parse(out[3]).error).toBe('request "format": must be "full" or "compact", got "ids"');
+      const plain: string[] = [];
+      await serve([JSON.stringify({ id: 1, config }) + '\n' + JSON.stringify({ id: 2, batch: examples, algorithm: 'lpt' }) + '\n'], (s) => { plain.push(s); }, { accel: cpuAccelerator, format: dflt });
+      expect(JSON.parse(plain[1]).plan.format).toBe(dflt);
+    }
   });
 
   it('bad requests get one-line errors under their id (or null) and the server keeps serving', async () => {

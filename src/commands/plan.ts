@@ -4,8 +4,8 @@ import { BACKENDS, getAccelerator } from '../primitives/backend.js';
 import type { CliIO } from './io.js';
 import { InputError } from '../errors.js';
 import { parseBatch, parseConfig } from '../input.js';
-import { formatPlan, planBatch } from '../plan/index.js';
-import { ALGORITHMS } from '../types.js';
+import { formatCompactPlan, formatPlan, planBatch, planCompact } from '../plan/index.js';
+import { ALGORITHMS, PLAN_FORMATS } from '../types.js';
 import { oneOf, parseFlags, readInput, writeOutput } from './args.js';
 
 const FLAGS = {
@@ -16,14 +16,17 @@ const FLAGS = {
   out: { type: 'string' },
   exchange: { type: 'string' },
   placement: { type: 'string' },
+  format: { type: 'string' },
   verbose: { type: 'boolean' },
 } as const;
 
 const USAGE = `usage: postbalance plan --batch FILE|- --config FILE [--algorithm none|lpt|kk|padded|best]
                         [--backend auto|cpu|gpu] [--exchange compact|full] [--placement locality|naive]
-                        [--out FILE] [--verbose]
+                        [--format full|compact] [--out FILE] [--verbose]
 Reads a JSONL batch (one example a line) and a JSON config; writes the plan (one JSON document)
-to stdout or --out. Defaults: --algorithm best, --backend auto, --exchange compact, --placement locality.
+to stdout or --out: item ids per rank (--format full, the default), or per phase the rank of
+every item in item order (--format compact). Defaults: --algorithm best, --backend auto,
+--exchange compact, --placement locality.
 `;
 
 export async function main(args: string[], io: CliIO): Promise<number> {
@@ -38,13 +41,16 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   const backend = oneOf(f.backend, BACKENDS, '--backend', 'auto');
   const exchange = oneOf(f.exchange, ['compact', 'full'] as const, '--exchange', 'compact');
   const placement = oneOf(f.placement, ['locality', 'naive'] as const, '--placement', 'locality');
+  const format = oneOf(f.format, PLAN_FORMATS, '--format', 'full');
   if (f.batch === '-' && f.config === '-') throw new InputError('--batch and --config cannot both be stdin');
   const config = parseConfig(await readInput(f.config, '--config', io));
   const batch = parseBatch(await readInput(f.batch, '--batch', io), config);
   const accel = await getAccelerator(backend, { verbose: f.verbose, warn: (l) => io.stderr(l + '\n') });
   try {
-    const plan = await planBatch(batch, config, { algorithm, exchange, placement }, accel);
-    const text = formatPlan(plan) + '\n';
+    const options = { algorithm, exchange, placement };
+    const text = (format === 'compact'
+      ? formatCompactPlan(await planCompact(batch, config, options, accel))
+      : formatPlan(await planBatch(batch, config, options, accel))) + '\n';
     if (f.out) await writeOutput(f.out, text, '--out');
     else io.stdout(text);
   } finally {

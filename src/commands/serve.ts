@@ -4,16 +4,16 @@
 import { BACKENDS, getAccelerator, type Backend } from '../primitives/backend.js';
 import type { CliIO } from './io.js';
 import { DEFAULT_MAX_REQUEST_BYTES, serve } from '../serve/server.js';
-import { ALGORITHMS, type PlanOptions } from '../types.js';
+import { ALGORITHMS, PLAN_FORMATS, type PlanFormat, type PlanOptions } from '../types.js';
 import { intFlag, oneOf, parseFlags } from './args.js';
 
 const HELP = `usage: postbalance serve [--backend auto|cpu|gpu] [--algorithm best] [--exchange compact|full]
-                         [--placement locality|naive] [--max-request-bytes N]
+                         [--placement locality|naive] [--format full|compact] [--max-request-bytes N]
 
 Reads one JSON request per line on stdin, writes one JSON response per line on stdout:
   {"id":1,"config":{...}}                          -> {"id":1,"ok":true,...}
   {"id":2,"batch":[{"id":"ex0","rank":0,...},...]} -> {"id":2,"plan":{...}}
-  {"id":3,"compact":{"ranks":[...],"lengths":{...}}}
+  {"id":3,"compact":{"ranks":[...],"lengths":{...}},"format":"compact"}
 Errors answer {"id":..,"error":"..."} and the server goes on. EOF on stdin ends it (exit 0).
 `;
 
@@ -22,10 +22,11 @@ const FLAGS = {
   algorithm: { type: 'string' },
   exchange: { type: 'string' },
   placement: { type: 'string' },
+  format: { type: 'string' },
   'max-request-bytes': { type: 'string' },
 } as const;
 
-function parseArgs(args: string[]): { backend: Backend; defaults: PlanOptions; maxRequestBytes: number } | 'help' {
+function parseArgs(args: string[]): { backend: Backend; defaults: PlanOptions; format: PlanFormat; maxRequestBytes: number } | 'help' {
   const f = parseFlags('serve', args, FLAGS);
   if (f === 'help') return 'help';
   const defaults: PlanOptions = {};
@@ -35,6 +36,7 @@ function parseArgs(args: string[]): { backend: Backend; defaults: PlanOptions; m
   return {
     backend: oneOf(f.backend, BACKENDS, '--backend', 'auto'),
     defaults,
+    format: oneOf(f.format, PLAN_FORMATS, '--format', 'full'),
     maxRequestBytes: intFlag(f['max-request-bytes'], '--max-request-bytes', DEFAULT_MAX_REQUEST_BYTES),
   };
 }
@@ -58,7 +60,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
     process.stdout.write(s, (err) => (err ? reject(err) : resolve()));
   });
   try {
-    await serve(process.stdin, write, { accel, maxRequestBytes: parsed.maxRequestBytes, defaults: parsed.defaults });
+    await serve(process.stdin, write, { accel, maxRequestBytes: parsed.maxRequestBytes, defaults: parsed.defaults, format: parsed.format });
     return 0;
   } catch (e) {
     if (outputClosed) return 0;

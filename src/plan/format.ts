@@ -1,7 +1,9 @@
-// Output forms of a plan. The full JSON document (the CLI's and the sidecar's output contract)
-// is built from the item-indexed result: per rank, its items' ids in item order, cost, tokens,
-// and optionally where each item came from and where its encoder output goes.
-import type { Config, Plan, PhasePlan, PhaseResult, PlanOptions, PlanResult, RankPlan } from '../types.js';
+// Output forms of a plan, both built from the item-indexed result. The full JSON document (the
+// CLI's and the sidecar's default output contract): per rank, its items' ids in item order, cost,
+// tokens, and optionally where each item came from and where its encoder output goes. The compact
+// form: per phase the rank of every item as one integer array in item order, and per-rank cost
+// and tokens, so a client that numbers items itself needs no ids at all.
+import type { CompactPhasePlan, CompactPlan, Config, Plan, PhasePlan, PhaseResult, PlanOptions, PlanResult, RankPlan } from '../types.js';
 import { tidy } from './phase.js';
 
 /** The full plan document from the item-indexed result. */
@@ -24,6 +26,30 @@ export function toPlanDocument(result: PlanResult, config: Config, options: Plan
 /** The CLI's output: one JSON document. Sidecar responses embed the same object. */
 export function formatPlan(plan: Plan): string {
   return JSON.stringify(plan);
+}
+
+/** The compact form from the item-indexed result (the rank arrays are the result's own). */
+export function toCompactPlan(result: PlanResult, config: Config): CompactPlan {
+  const R = result.ranks;
+  const phases = result.phases.map((ph): CompactPhasePlan => {
+    const tokens = new Float64Array(R);
+    const start = new Uint32Array(R + 1);
+    countByRank(ph, R, start, tokens);
+    const out: CompactPhasePlan = {
+      name: ph.items.phase.name, items: ph.rank.length, rank: ph.rank,
+      cost: Array.from(ph.loads, tidy), tokens: Array.from(tokens),
+      lowerBound: ph.lowerBound, maxCost: ph.maxCost, meanCost: ph.meanCost,
+      exchange: ph.exchange, algorithm: ph.algorithm,
+    };
+    if (result.rankOfExample && ph.items.phase.unit === 'segment') out.routeTo = config.phases[result.routeTo].name;
+    return out;
+  });
+  return { format: 'compact', ranks: R, phases, stats: result.stats };
+}
+
+/** The compact form as one line of JSON: each `rank` array written as a JSON array of integers. */
+export function formatCompactPlan(plan: CompactPlan): string {
+  return JSON.stringify(plan, (key, value) => (key === 'rank' && value instanceof Int32Array ? Array.from(value) : value));
 }
 
 /** Per-rank lists in item order; checks that every item is placed exactly once. */

@@ -6,12 +6,12 @@ import { InputError } from '../errors.js';
 import { buildPhaseItems } from '../items.js';
 import { kkInBackground, type KkJob } from '../partition/kk-background.js';
 import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
-import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult } from '../types.js';
-import { toPlanDocument } from './format.js';
+import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult, type CompactPlan } from '../types.js';
+import { toCompactPlan, toPlanDocument } from './format.js';
 import { stageBreakdown, stopwatch, timedAccelerator, round3, type AcceleratorTimes, type Stopwatch } from './instrument.js';
 import { emptyPhase, partitionPhase, placePhase, sortPhase, type SortedPhase } from './phase.js';
 
-export { formatPlan, toPlanDocument } from './format.js';
+export { formatCompactPlan, formatPlan, toCompactPlan, toPlanDocument } from './format.js';
 
 /** The phase encoder items are routed to: the last phase whose unit is the whole example. */
 export function routeTarget(config: Config): number {
@@ -122,6 +122,15 @@ export async function planIndexed(batch: Batch, config: Config, options: PlanOpt
 export async function planBatch(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<Plan> {
   const planned = await planStages(batch, config, options, accel);
   const doc = toPlanDocument(planned.result, config, options);
+  planned.sw.lap('output');
+  finishStats(planned);
+  return doc;
+}
+
+/** The plan in the compact form: per phase the rank of every item in item order (README). */
+export async function planCompact(batch: Batch, config: Config, options: PlanOptions = {}, accel: Accelerator = cpuAccelerator): Promise<CompactPlan> {
+  const planned = await planStages(batch, config, options, accel);
+  const doc = toCompactPlan(planned.result, config);
   planned.sw.lap('output');
   finishStats(planned);
   return doc;

@@ -3,13 +3,13 @@
 //   {"id":1,"config":{...}}                                   set the config for what follows
 //   {"id":2,"batch":[{"id":"ex0","rank":0,"text":40,"image":[576]}, ...]}
 //   {"id":3,"compact":{"ids":[...],"ranks":[...],"lengths":{"text":[...],"image":[[...],...]}}}
-//   optional on a batch request: "algorithm", "exchange", "placement" (as the CLI's flags)
+//   optional on a batch request: "algorithm", "exchange", "placement", "format" (as the CLI's flags)
 //
 // Decoding turns a request into plain values and throws InputError with a one-line message for
 // anything malformed; the server turns that into {"id":..,"error":".."}.
 import { describe, inputError } from '../errors.js';
 import { modalitiesOf, stripBom } from '../input.js';
-import { ALGORITHMS, type Algorithm, type Config, type Example, type PlanOptions } from '../types.js';
+import { ALGORITHMS, PLAN_FORMATS, type Algorithm, type Config, type Example, type PlanFormat, type PlanOptions } from '../types.js';
 
 export type RequestId = string | number | null;
 
@@ -20,9 +20,11 @@ export interface Request {
   batch?: unknown;
   compact?: unknown;
   options: PlanOptions;
+  /** The plan's output form; unset: the server's default. */
+  format?: PlanFormat;
 }
 
-const REQUEST_KEYS = ['id', 'config', 'batch', 'compact', 'algorithm', 'exchange', 'placement'];
+const REQUEST_KEYS = ['id', 'config', 'batch', 'compact', 'algorithm', 'exchange', 'placement', 'format'];
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -81,7 +83,12 @@ export function decodeRequest(line: string, idOut: { id: RequestId }): Request {
     if (obj.placement !== 'locality' && obj.placement !== 'naive') throw inputError('request "placement"', `must be "locality" or "naive", got ${describe(obj.placement)}`);
     options.placement = obj.placement;
   }
-  return { id: idOut.id, config: obj.config, batch: obj.batch, compact: obj.compact, options };
+  let format: PlanFormat | undefined;
+  if (obj.format !== undefined) {
+    if (!PLAN_FORMATS.includes(obj.format as PlanFormat)) throw inputError('request "format"', `must be "full" or "compact", got ${describe(obj.format)}`);
+    format = obj.format as PlanFormat;
+  }
+  return { id: idOut.id, config: obj.config, batch: obj.batch, compact: obj.compact, options, format };
 }
 
 /** ex[m] = v as an own field, also for a modality named "__proto__" (an assignment would set the prototype). */

@@ -5,8 +5,8 @@
 import type { Accelerator } from '../primitives/accelerator.js';
 import { InputError } from '../errors.js';
 import { batchFromExamples, validateConfig } from '../input.js';
-import { formatPlan, planBatch } from '../plan/index.js';
-import type { Config, PlanOptions } from '../types.js';
+import { formatCompactPlan, formatPlan, planBatch, planCompact } from '../plan/index.js';
+import type { Config, PlanFormat, PlanOptions } from '../types.js';
 import { readLines, type Line } from './lines.js';
 import { decodeRequest, expandCompact, recoverId, type RequestId } from './protocol.js';
 
@@ -19,6 +19,8 @@ export interface ServeOptions {
   maxRequestBytes?: number;
   /** Defaults for requests that do not set algorithm / exchange / placement. */
   defaults?: PlanOptions;
+  /** Output form of requests that do not set "format" (default "full"). */
+  format?: PlanFormat;
 }
 
 export interface ServeStats {
@@ -66,9 +68,12 @@ export class Session {
       const examples = req.compact !== undefined ? expandCompact(req.compact, config) : req.batch;
       if (!Array.isArray(examples)) throw new InputError('request "batch": must be an array of examples');
       const batch = batchFromExamples(examples, config);
-      const plan = await planBatch(batch, config, { ...this.opts.defaults, ...req.options }, this.opts.accel);
+      const options = { ...this.opts.defaults, ...req.options };
       // Splice the CLI's exact serialisation in: the plan bytes are the CLI's bytes.
-      const response = `{"id":${JSON.stringify(req.id)},"plan":${formatPlan(plan)},"serveMs":${round3(performance.now() - t0)}}`;
+      const text = (req.format ?? this.opts.format ?? 'full') === 'compact'
+        ? formatCompactPlan(await planCompact(batch, config, options, this.opts.accel))
+        : formatPlan(await planBatch(batch, config, options, this.opts.accel));
+      const response = `{"id":${JSON.stringify(req.id)},"plan":${text},"serveMs":${round3(performance.now() - t0)}}`;
       this.config = config;
       return response;
     } catch (e) {
