@@ -2,7 +2,7 @@
 // this tree, then the README's library example, the package's types and the `postbalance`
 // command, all from that install (nothing here can resolve into the source tree).
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,11 @@ function readmeBlock(heading: string, lang = 'js'): string {
   if (!m) throw new Error(`README: no \`\`\`${lang} block after "${heading}"`);
   return m[1];
 }
+
+const PY = process.env.POSTBALANCE_PYTHON ?? '/usr/bin/python3';
+const hasTorch = spawnSync(PY, ['-c', 'import torch, venv, setuptools'], { encoding: 'utf8' }).status === 0;
+const NO_TORCH = `${PY} cannot import torch, venv and setuptools: the pip install of the PyTorch client did NOT run ` +
+  '(apt-get install -y python3-torch python3-venv python3-setuptools; .ci/run does it)';
 
 const CONFIG = {
   ranks: 2, ranksPerNode: 1,
@@ -147,5 +152,36 @@ describe('the npm package, installed from its tarball into an empty project', ()
     const bad = sh(bin, ['plan', '--batch', 'nope.jsonl', '--config', 'config.json'], { cwd: app });
     expect(bad.status).toBe(1);
     expect(bad.stderr.trimEnd().split('\n')).toEqual(['postbalance: --batch "nope.jsonl": cannot read (ENOENT)']);
+  });
+
+  it.skipIf(hasTorch)(`NOT RUN: ${NO_TORCH}`, () => { console.warn(`\npostbalance: ${NO_TORCH}\n`); });
+
+  it.runIf(hasTorch)("pip install of the PyTorch client (offline, into a venv that sees the system torch), then the README's Python example against this install", () => {
+    // A copy: pip writes build/ and *.egg-info beside the sources it builds.
+    const src = join(tmp, 'postbalance-torch');
+    cpSync(join(ROOT, 'integrations', 'pytorch'), src, { recursive: true, filter: (f) => !/__pycache__|\.egg-info|[\\/]build$/.test(f) });
+    const venv = join(tmp, 'venv');
+    const mk = sh(PY, ['-m', 'venv', '--system-site-packages', venv]);
+    expect(mk.status, mk.stderr).toBe(0);
+    const pip = sh(join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--no-build-isolation', '--no-index', src], { timeout: 170_000 });
+    expect(pip.status, pip.stdout + pip.stderr).toBe(0);
+    // Only the install itself can tell the example where the planner is: no POSTBALANCE_CLI, and
+    // a PATH without this checkout; the client finds app/node_modules/.bin/postbalance.
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(venv, 'bin')}:/usr/bin:/bin`, PYTHONDONTWRITEBYTECODE: '1' };
+    delete env.POSTBALANCE_CLI;
+    delete env.POSTBALANCE_COMMAND;
+    delete env.PYTHONPATH;
+    const where = sh(join(venv, 'bin', 'python'), ['-c', 'import postbalance_torch, os; print(os.path.dirname(postbalance_torch.__file__))'], { cwd: app, env });
+    expect(where.status, where.stderr).toBe(0);
+    const installed = where.stdout.trim();
+    expect(installed.startsWith(venv), `imported from ${installed}`).toBe(true);
+    expect(existsSync(join(installed, 'py.typed'))).toBe(true);
+    writeFileSync(join(app, 'example.py'), readmeBlock('### Use from PyTorch', 'python'));
+    const r = sh(join(venv, 'bin', 'python'), ['example.py'], { cwd: app, env, timeout: 90_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^vision \[\[.*'9007199254740993\/image\/0'.*\]\] max\/bound \d\.\d{3}$/);
+    expect(lines[1]).toMatch(/^llm \[\[.*'9007199254740993'.*\]\] max\/bound 1\.000$/);
+    expect(lines[2]).toMatch(/^\{'vision': \[[01], [01], [01]\], 'llm': \[[01], [01], [01]\]\}$/);
   });
 });

@@ -4,8 +4,10 @@
 Run:  /usr/bin/python3 integrations/pytorch/bench_latency.py [--ranks 256 --examples 4096] [--backend cpu]
 
 Both numbers are end to end from Python: write/serialise the batch, plan, read and json-parse
-the plan. Also prints what a rank-0 broadcast would move (the plan's size) for the
-local-planning vs broadcast comparison in docs/PYTORCH.md.
+the plan. Also prints what a rank-0 broadcast would move (the plan's size, full and compact
+form) for the local-planning vs broadcast comparison in docs/PYTORCH.md, and how long one rank
+takes to build a step's exchanges (StepPlan and the four exchanges of the docs' example) from
+either form.
 """
 from __future__ import annotations
 
@@ -21,11 +23,10 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from postbalance_torch import Planner, StepPlan, compact_batch
+from tests.support import BIN, workload
 
-from check_client import BIN, workload  # noqa: E402
-from postbalance_torch import Planner, compact_batch  # noqa: E402
+os.environ.setdefault("POSTBALANCE_CLI", BIN)
 
 
 def timed(f: Callable[[], Any], reps: int) -> List[float]:
@@ -95,8 +96,22 @@ def main() -> int:
         cols = compact_batch(examples, ["text", "image", "audio"])
         result["sidecar_compact"] = timed(lambda: planner.plan_compact(cols["ranks"], cols["lengths"], ids=cols["ids"]), args.reps)
         print(f"sidecar, compact columns          : {fmt(result['sidecar_compact'])}")
+        compact_plans: List[Dict[str, Any]] = []
+        result["sidecar_compact_plan"] = timed(lambda: compact_plans.append(planner.plan_compact(
+            cols["ranks"], cols["lengths"], ids=cols["ids"], format="compact")), args.reps)
+        print(f"sidecar, compact columns and plan : {fmt(result['sidecar_compact_plan'])}")
         result["plan_ms"] = [p["stats"]["planMs"] for p in plans]
         print(f"  of which planning (stats.planMs) : {fmt(result['plan_ms'])}")
+
+    def exchanges(p: Dict[str, Any]) -> None:
+        step = StepPlan(p, examples, config, rank=0, world_size=args.ranks)
+        step.dispatch("vision"), step.dispatch("audio"), step.dispatch("llm", rows=lambda e: e.get("text", 0))
+        step.route(["vision", "audio"], to="llm")
+
+    for name, p in (("full", plans[-1]), ("compact", compact_plans[-1])):
+        result[f"exchanges_{name}"] = timed(lambda: exchanges(p), 5)
+        print(f"StepPlan + 4 exchanges, {name:7} : {fmt(result[f'exchanges_{name}'])}")
+    result["compact_plan_bytes"] = len(json.dumps(compact_plans[-1], separators=(",", ":")))
 
     plan = plans[-1]
     text = json.dumps(plan, separators=(",", ":"))
@@ -107,7 +122,7 @@ def main() -> int:
     result["pickle_bytes"] = len(blob)
     result["pickle_roundtrip_ms"] = (time.perf_counter() - t) * 1e3
     print(f"plan size: {len(text) / 1e6:.2f} MB JSON, {len(blob) / 1e6:.2f} MB pickled (what broadcast_object_list moves to every rank); "
-          f"pickle+unpickle {result['pickle_roundtrip_ms']:.1f} ms")
+          f"pickle+unpickle {result['pickle_roundtrip_ms']:.1f} ms; compact form {result['compact_plan_bytes'] / 1e6:.2f} MB JSON")
     print(json.dumps({k: (round(statistics.median(v), 1) if isinstance(v, list) else v) for k, v in result.items()}))
     return 0
 

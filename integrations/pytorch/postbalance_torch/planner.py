@@ -1,79 +1,255 @@
-"""Client for the `postbalance serve` sidecar: one long-lived Node process per Planner, spoken to
-in newline-delimited JSON over its stdin/stdout (protocol in docs/PYTORCH.md).
+"""Client for the ``postbalance serve`` sidecar: one long-lived Node process per :class:`Planner`,
+spoken to in newline-delimited JSON over its stdin/stdout (protocol in docs/PYTORCH.md).
 
-A sidecar instead of spawning `postbalance plan` every step: Node start-up, module loading and
-(with --backend gpu|auto) GPU adapter/pipeline creation are paid once, not per training step.
+A sidecar instead of spawning ``postbalance plan`` every step: Node start-up, module loading and
+(with ``backend="gpu"`` or ``"auto"``) GPU adapter and pipeline creation are paid once, not per
+training step.
 """
 from __future__ import annotations
 
 import collections
 import json
+import operator
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-__all__ = ["Planner", "PlannerError", "compact_batch", "default_command"]
+__all__ = ["Planner", "PlannerError", "compact_batch", "default_command", "find_cli", "DEFAULT_TIMEOUT"]
 
-# integrations/pytorch/postbalance_torch/planner.py -> repository root
-_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+#: Seconds a request (and start-up) may take before the sidecar is stopped and PlannerError raised.
+DEFAULT_TIMEOUT = 120.0
+
+_SCRIPT_SUFFIXES = (".mjs", ".js", ".cjs")
 
 
 class PlannerError(RuntimeError):
-    """The sidecar answered with an error (bad config or batch) or died."""
+    """The planner could not give a plan: a bad config or batch (the message names the field),
+    no ``postbalance`` command to start, a sidecar that died, hung past its timeout, or answered
+    out of protocol."""
+
+
+# -- finding the command -----------------------------------------------------------------------
+
+
+def _command_from(value: str) -> List[str]:
+    """An executable path, a script Node runs (``.../bin/postbalance.mjs``) or a command line."""
+    if os.path.isfile(value):
+        return ["node", value] if value.endswith(_SCRIPT_SUFFIXES) else [value]
+    return shlex.split(value)
+
+
+def find_cli(cwd: Optional[str] = None) -> List[str]:
+    """The command line that runs ``postbalance``.
+
+    Looked for in this order: ``$POSTBALANCE_CLI`` (a path to the command, to its
+    ``bin/postbalance.mjs``, or a shell-quoted command line); ``postbalance`` on ``PATH``
+    (``npm install -g postbalance``); ``node_modules/.bin/postbalance`` in ``cwd`` (default: the
+    working directory) or the nearest folder above it that has one (``npm install postbalance``).
+
+    Args:
+        cwd: where to start looking for ``node_modules/.bin``.
+
+    Returns:
+        The command as an argument list, e.g. ``["/usr/local/bin/postbalance"]``.
+
+    Raises:
+        PlannerError: none of these gives a command.
+    """
+    for var in ("POSTBALANCE_CLI", "POSTBALANCE_COMMAND"):  # the second: its earlier name
+        value = os.environ.get(var, "").strip()
+        if value:
+            return _command_from(value)
+    on_path = shutil.which("postbalance")
+    if on_path:
+        return [on_path]
+    d = os.path.abspath(cwd or os.getcwd())
+    while True:
+        local = os.path.join(d, "node_modules", ".bin", "postbalance")
+        if os.path.isfile(local):
+            return [local]
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    raise PlannerError(
+        "cannot find the postbalance command: set POSTBALANCE_CLI to its path, put it on PATH "
+        "(npm install -g postbalance), or install it in this project (npm install postbalance)"
+    )
 
 
 def default_command() -> List[str]:
-    """How to start the sidecar when the caller does not say.
-
-    $POSTBALANCE_COMMAND (a shell-quoted command line) wins; then this checkout's launcher
-    (`node <repo>/bin/postbalance.mjs`), which exists when the package is used from the
-    repository; otherwise `npx postbalance`, which finds an installed package.
-    """
-    env = os.environ.get("POSTBALANCE_COMMAND")
-    if env:
-        return shlex.split(env)
-    launcher = os.path.join(_REPO, "bin", "postbalance.mjs")
-    if os.path.exists(launcher) and os.path.exists(os.path.join(_REPO, "dist", "src", "cli.js")):
-        return ["node", launcher]
-    return ["npx", "postbalance"]
+    """How a :class:`Planner` starts the sidecar when not told: :func:`find_cli`."""
+    return find_cli()
 
 
-def _js_id(v: Any) -> str:
-    """The string JavaScript's String(id) gives, which is how the planner names items."""
-    if isinstance(v, bool):
-        raise TypeError("example id must be a string or a number, not a bool")
-    if isinstance(v, int):
+# -- what goes on the wire ---------------------------------------------------------------------
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _as_int(v: Any, where: str, what: str = "must be an integer") -> int:
+    """An integer of any common type (int, numpy integer, 0-d integer tensor, an integral
+    float), else PlannerError naming the field."""
+    if type(v) is int:
+        return v
+    if isinstance(v, bool) or v is None:
+        raise PlannerError(f"{where}: {what}, got {_show(v)}")
+    if isinstance(v, float):
+        if v.is_integer():
+            return int(v)
+        raise PlannerError(f"{where}: {what}, got {_show(v)}")
+    try:
+        return operator.index(v)  # numpy integers and integer tensors of one element
+    except TypeError:
+        pass
+    item = getattr(v, "item", None)  # a float tensor / numpy float holding an integer
+    if callable(item) and getattr(v, "ndim", 0) == 0:
+        x = item()
+        if isinstance(x, float) and x.is_integer():
+            return int(x)
+    raise PlannerError(f"{where}: {what}, got {_show(v)}")
+
+
+def wire_id(v: Any, where: str) -> str:
+    """An example id as sent to the planner, and as the plan names it: a string as is, an
+    integer (of any common type) in decimal. Sent as a string so that 64-bit ids come back
+    exactly as written (JSON numbers are doubles in Node)."""
+    if type(v) is str:
+        return v
+    if isinstance(v, str):
         return str(v)
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
+    return str(_as_int(v, where, "must be a string or an integer"))
+
+
+def _lengths(v: Any, where: str) -> Union[None, int, List[int]]:
+    """A modality field: None (no segments), one length, or a sequence of lengths (list, tuple,
+    numpy array, 1-d tensor)."""
+    if v is None or type(v) is int:
+        return v
+    if isinstance(v, (list, tuple)):
+        if all(type(x) is int for x in v):
+            return list(v)
+    elif hasattr(v, "tolist") and getattr(v, "ndim", 1) != 0:
+        v = v.tolist()
+    else:
+        return _as_int(v, where, "length must be a non-negative integer")
+    return [_as_int(x, f"{where}[{k}]", "length must be a non-negative integer") for k, x in enumerate(v)]
+
+
+def _plain(e: Mapping[str, Any]) -> bool:
+    """Already what goes on the wire: a string id, int rank and lengths (the common case, checked
+    without a call per field)."""
+    if type(e.get("id")) is not str or type(e.get("rank")) is not int:
+        return False
+    for k, v in e.items():
+        t = type(v)
+        if t is int or v is None or (t is str and k == "id"):
+            continue
+        if t is list and all(type(x) is int for x in v):
+            continue
+        return False
+    return True
+
+
+def _wire_example(e: Mapping[str, Any], i: int) -> Mapping[str, Any]:
+    if type(e) is dict and _plain(e):
+        return e
+    if not isinstance(e, Mapping):
+        raise PlannerError(f"batch example {i}: must be a dict like {{'id': ..., 'rank': ..., 'text': 12}}, got {_show(e)}")
+    out: Dict[str, Any] = {}
+    for k, v in e.items():
+        if k == "id":
+            out[k] = wire_id(v, f'batch example {i}, field "id"')
+        elif k == "rank":
+            out[k] = _as_int(v, f'batch example {i}, field "rank"')
+        else:
+            out[k] = _lengths(v, f'batch example {i}, field "{k}"')
+    return out
+
+
+def _column(values: Any) -> List[Any]:
+    if hasattr(values, "tolist") and not isinstance(values, (list, tuple)):
+        values = values.tolist()
+    return list(values)
+
+
+def _lengths_column(col: Any, m: str) -> Any:
+    """A compact lengths column: one entry per example, or CSR ``{"counts", "values"}``."""
+    where = f"compact.lengths.{m}"
+    if isinstance(col, Mapping):
+        return {k: [_as_int(x, f"{where}.{k}[{j}]") for j, x in enumerate(_column(v))] if k in ("counts", "values") else v
+                for k, v in col.items()}
+    return [_lengths(x, f"{where}[{e}]") for e, x in enumerate(_column(col))]
 
 
 def compact_batch(examples: Sequence[Mapping[str, Any]], modalities: Iterable[str]) -> Dict[str, Any]:
     """The compact request form of a list of example dicts: one array per field, not one object
-    per example. About half the bytes of the list form for typical batches; the plan is the same."""
+    per example (about half the bytes of the list form; the plan is the same).
+
+    Args:
+        examples: dicts ``{"id", "rank", <modality>: length | [lengths] | None}``.
+        modalities: the modalities to send (the config's).
+
+    Returns:
+        ``{"ids": [...], "ranks": [...], "lengths": {modality: [...]}}``, ids as strings.
+
+    Raises:
+        PlannerError: a missing rank, or an id, rank or length that is not an integer.
+    """
     mods = list(modalities)
-    out: Dict[str, Any] = {
-        "ids": [e["id"] for e in examples],
-        "ranks": [e["rank"] for e in examples],
-        "lengths": {m: [e.get(m) for e in examples] for m in mods},
-    }
-    return out
+    ids, ranks = [], []
+    for i, e in enumerate(examples):
+        if "rank" not in e:
+            raise PlannerError(f'batch example {i}: has no "rank"')
+        v, r = e.get("id", i), e["rank"]
+        ids.append(v if type(v) is str else wire_id(v, f'batch example {i}, field "id"'))
+        ranks.append(r if type(r) is int else _as_int(r, f'batch example {i}, field "rank"'))
+    lengths = {}
+    for m in mods:
+        col = [e.get(m) for e in examples]
+        # The common column shapes pass as they are; anything else is read value by value.
+        if not all(type(v) is int or v is None or (type(v) is list and all(type(x) is int for x in v)) for v in col):
+            col = [_lengths(v, f'batch example {i}, field "{m}"') for i, v in enumerate(col)]
+        lengths[m] = col
+    return {"ids": ids, "ranks": ranks, "lengths": lengths}
+
+
+# -- the sidecar -------------------------------------------------------------------------------
 
 
 class Planner:
-    """A postbalance sidecar bound to one config.
+    """A ``postbalance serve`` sidecar bound to one config.
 
-    >>> with Planner(config, backend="cpu") as planner:
-    ...     plan = planner.plan(batch)      # batch: list of {"id", "rank", <modality>: len | [lens]}
+    Example::
 
-    `plan()` returns the CLI's output contract as a dict: the same plan, byte for byte, that
-    `postbalance plan --batch ... --config ...` prints (only `stats.planMs` differs: it is a
-    timing). Not thread-safe across concurrent callers except through the internal lock, which
-    serialises requests: one request, one response, in order.
+        with Planner(config, backend="cpu") as planner:
+            plan = planner.plan(batch)   # batch: [{"id", "rank", <modality>: len | [lens]}, ...]
+
+    :meth:`plan` returns the CLI's output contract as a dict: the plan ``postbalance plan
+    --batch ... --config ...`` prints for the same batch (only ``stats`` timings differ).
+    Requests are serialised by a lock: one request, one response, in order.
+
+    Args:
+        config: the planner config (the CLI's ``--config``).
+        backend: ``"auto"`` (a GPU if there is one, else the CPU), ``"cpu"`` or ``"gpu"``.
+        command: how to start ``postbalance`` (a path or an argument list); default
+            :func:`find_cli`. A command that already names ``serve`` is used as given.
+        algorithm: default algorithm of every request (the CLI's ``--algorithm``).
+        exchange: default ``"compact"`` or ``"full"`` (the CLI's ``--exchange``).
+        env: extra environment variables for the sidecar.
+        timeout: seconds start-up and each request may take (default :data:`DEFAULT_TIMEOUT`);
+            past it the sidecar is stopped and :class:`PlannerError` raised. ``None``: no limit.
+
+    Raises:
+        ValueError: an unknown backend.
+        PlannerError: no ``postbalance`` command can be found (see :func:`find_cli`).
     """
 
     def __init__(
@@ -84,6 +260,7 @@ class Planner:
         algorithm: Optional[str] = None,
         exchange: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
         if backend not in ("auto", "cpu", "gpu"):
             raise ValueError(f"backend must be auto, cpu or gpu, got {backend!r}")
@@ -91,27 +268,42 @@ class Planner:
         self.backend = backend
         self.algorithm = algorithm
         self.exchange = exchange
+        self.timeout = timeout
         if command is None:
-            base = default_command()
+            base = find_cli()
         elif isinstance(command, str):
-            base = shlex.split(command)
+            base = _command_from(command)
         else:
             base = list(command)
-        # A command that already names the subcommand is used as given.
-        self.command = base if "serve" in base else base + ["serve", "--backend", backend]
+        self.command: List[str] = base if "serve" in base else base + ["serve", "--backend", backend]
         self._env = dict(env) if env is not None else None
-        self._proc: Optional[subprocess.Popen] = None
+        self._proc: Optional[subprocess.Popen[bytes]] = None
         self._lock = threading.Lock()
         self._next_id = 0
-        self._stderr_tail: collections.deque = collections.deque(maxlen=20)
+        self._stderr_tail: Deque[str] = collections.deque(maxlen=20)
         self._stderr_thread: Optional[threading.Thread] = None
+        #: The sidecar's answer to the config: ranks, phases, backend, adapter.
         self.info: Dict[str, Any] = {}
         #: The sidecar's exit code once closed (0: it ended cleanly on EOF).
         self.returncode: Optional[int] = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def pid(self) -> Optional[int]:
+        """The sidecar's process id while it runs, else None."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> "Planner":
+        """Starts the sidecar and sends it the config.
+
+        Returns:
+            self.
+
+        Raises:
+            PlannerError: the command cannot be run, the config is rejected, or start-up takes
+                longer than ``timeout``. No sidecar is left running.
+        """
         if self._proc is not None:
             return self
         env = None if self._env is None else {**os.environ, **self._env}
@@ -128,28 +320,46 @@ class Planner:
             )
         except OSError as e:
             raise PlannerError(f"cannot start the planner sidecar {shlex.join(self.command)}: {e}") from e
+        self.returncode = None
         # Drain stderr in the background: a full pipe would block the sidecar; the user still
         # sees its lines (e.g. "no GPU adapter, using the CPU"), and errors quote the tail.
-        self._stderr_thread = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_thread = threading.Thread(target=self._pump_stderr, args=(self._proc,), daemon=True)
         self._stderr_thread.start()
-        resp = self._request({"config": self.config})
+        try:
+            resp = self._request({"config": self.config}, self.timeout)
+        except BaseException:
+            self._stop(kill=True)
+            raise
         self.info = {k: v for k, v in resp.items() if k not in ("id", "ok")}
         return self
 
     def close(self) -> int:
-        """End the sidecar by closing its stdin (EOF); returns its exit code."""
+        """Ends the sidecar by closing its stdin (EOF); one that does not exit within
+        ``min(timeout, 30)`` seconds is killed.
+
+        Returns:
+            The sidecar's exit code (0: a clean end).
+        """
+        if self._proc is None:
+            return self.returncode if self.returncode is not None else 0
+        return self._stop(kill=False)
+
+    def _stop(self, kill: bool) -> int:
         proc, self._proc = self._proc, None
         if proc is None:
             return self.returncode if self.returncode is not None else 0
+        if kill:
+            _kill(proc)
         try:
             assert proc.stdin is not None
             proc.stdin.close()
         except OSError:
             pass
+        grace = 30.0 if self.timeout is None else min(self.timeout, 30.0)
         try:
-            code = proc.wait(timeout=30)
+            code = proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill(proc)
             code = proc.wait()
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=5)
@@ -167,7 +377,7 @@ class Planner:
     def __del__(self) -> None:  # best effort: do not leave a Node process behind
         try:
             if self._proc is not None:
-                self.close()
+                self._stop(kill=True)
         except Exception:
             pass
 
@@ -178,10 +388,30 @@ class Planner:
         batch: Sequence[Mapping[str, Any]],
         algorithm: Optional[str] = None,
         exchange: Optional[str] = None,
+        timeout: Optional[float] = None,
+        format: Optional[str] = None,
     ) -> Dict[str, Any]:
-        """Plan a batch given as the CLI's example dicts; returns the plan dict."""
-        req: Dict[str, Any] = {"batch": list(batch)}
-        return self._plan_request(req, algorithm, exchange)
+        """Plans a batch given as the CLI's example dicts.
+
+        Args:
+            batch: ``[{"id": ..., "rank": ..., <modality>: length | [lengths] | None}, ...]``;
+                ids are strings or integers, ranks and lengths integers of any common type
+                (int, numpy integers, 0-d integer tensors).
+            algorithm: this request's algorithm (default: the planner's).
+            exchange: ``"compact"`` or ``"full"`` (default: the planner's).
+            timeout: seconds this request may take (default: the planner's ``timeout``).
+            format: ``"full"`` (default: the CLI's output, item ids per rank) or ``"compact"``
+                (per phase the rank of every item in item order; docs/FORMAT.md).
+
+        Returns:
+            The plan as a dict, in the form asked for.
+
+        Raises:
+            PlannerError: a bad batch (the message names the example and field), or a sidecar
+                that died, timed out or answered out of protocol.
+        """
+        req: Dict[str, Any] = {"batch": [_wire_example(e, i) for i, e in enumerate(batch)]}
+        return self._plan_request(req, algorithm, exchange, timeout, format)
 
     def plan_compact(
         self,
@@ -190,45 +420,103 @@ class Planner:
         ids: Optional[Sequence[Union[str, int]]] = None,
         algorithm: Optional[str] = None,
         exchange: Optional[str] = None,
+        timeout: Optional[float] = None,
+        format: Optional[str] = None,
     ) -> Dict[str, Any]:
-        """Plan a batch given column-wise: `ranks[e]`, `lengths[modality][e]` (a number, a list of
-        segment lengths, or None), `ids[e]` (default: the index e)."""
-        compact: Dict[str, Any] = {"ranks": list(ranks), "lengths": {m: list(v) for m, v in lengths.items()}}
-        if ids is not None:
-            compact["ids"] = list(ids)
-        return self._plan_request({"compact": compact}, algorithm, exchange)
+        """Plans a batch given column-wise.
 
-    def _plan_request(self, req: Dict[str, Any], algorithm: Optional[str], exchange: Optional[str]) -> Dict[str, Any]:
+        Args:
+            ranks: ``ranks[e]``, the rank that sampled example e.
+            lengths: ``lengths[modality][e]``: a length, a list of segment lengths, or None.
+            ids: ``ids[e]`` (default: the index e).
+            algorithm: as in :meth:`plan`.
+            exchange: as in :meth:`plan`.
+            timeout: as in :meth:`plan`.
+            format: as in :meth:`plan`.
+
+        Returns:
+            The plan as a dict, as :meth:`plan` returns it.
+
+        Raises:
+            PlannerError: as :meth:`plan`.
+        """
+        compact: Dict[str, Any] = {
+            "ranks": [_as_int(r, f"compact.ranks[{e}]") for e, r in enumerate(_column(ranks))],
+            "lengths": {m: _lengths_column(v, m) for m, v in lengths.items()},
+        }
+        if ids is not None:
+            compact["ids"] = [wire_id(x, f"compact.ids[{e}]") for e, x in enumerate(_column(ids))]
+        return self._plan_request({"compact": compact}, algorithm, exchange, timeout, format)
+
+    def _plan_request(self, req: Dict[str, Any], algorithm: Optional[str], exchange: Optional[str],
+                      timeout: Optional[float], format: Optional[str]) -> Dict[str, Any]:
         algorithm = algorithm or self.algorithm
         exchange = exchange or self.exchange
         if algorithm:
             req["algorithm"] = algorithm
         if exchange:
             req["exchange"] = exchange
-        return self._request(req)["plan"]
+        if format:
+            req["format"] = format
+        resp = self._request(req, self.timeout if timeout is None else timeout)
+        plan = resp.get("plan")
+        if not isinstance(plan, dict):
+            self._stop(kill=True)
+            raise PlannerError(f"planner sidecar answered request {resp.get('id')!r} without a \"plan\": {_show(resp)}")
+        return plan
 
-    def _request(self, req: Dict[str, Any]) -> Dict[str, Any]:
+    def _request(self, req: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
         with self._lock:
             proc = self._proc
             if proc is None:
                 raise PlannerError("the planner is not running: use it as a context manager or call start()")
             self._next_id += 1
             rid = self._next_id
-            line = json.dumps({"id": rid, **req}, separators=(",", ":"), allow_nan=False) + "\n"
+            try:
+                line = json.dumps({"id": rid, **req}, separators=(",", ":"), allow_nan=False) + "\n"
+            except (TypeError, ValueError) as e:
+                raise PlannerError(f"request {rid}: cannot be sent as JSON ({e})") from None
             assert proc.stdin is not None and proc.stdout is not None
+            expired = threading.Event()
+            timer: Optional[threading.Timer] = None
+            if timeout is not None:
+                # A stopped or stuck sidecar must not block the training job: at the deadline the
+                # process is killed, which ends a blocked write or read.
+                def expire() -> None:
+                    expired.set()
+                    _kill(proc)
+                timer = threading.Timer(timeout, expire)
+                timer.daemon = True
+                timer.start()
             try:
                 proc.stdin.write(line.encode("utf-8"))
                 proc.stdin.flush()
                 raw = proc.stdout.readline()
-            except (BrokenPipeError, OSError) as e:
-                raise self._died(f"write failed: {e}") from e
+            except OSError as e:
+                raw = b""
+                failure = f"write failed: {e}"
+            else:
+                failure = "no response"
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if expired.is_set():
+                self._stop(kill=True)
+                raise PlannerError(f"the planner sidecar did not answer request {rid} within {timeout:g} s; "
+                                   "it was stopped (start() starts a new one)")
             if not raw:
-                raise self._died("no response")
-            resp = json.loads(raw)
-            if resp.get("id") != rid:
-                raise PlannerError(f"planner sidecar answered id {resp.get('id')!r} to request {rid}: protocol out of step")
+                raise self._died(failure)
+            try:
+                resp = json.loads(raw)
+            except ValueError:
+                self._stop(kill=True)
+                raise PlannerError(f"planner sidecar answered request {rid} with a line that is not JSON: {_show(raw[:200])}") from None
+            if not isinstance(resp, dict) or resp.get("id") != rid:
+                self._stop(kill=True)
+                got = resp.get("id") if isinstance(resp, dict) else resp
+                raise PlannerError(f"planner sidecar answered {_show(got)} to request {rid}: protocol out of step; it was stopped")
             if "error" in resp:
-                raise PlannerError(resp["error"])
+                raise PlannerError(str(resp["error"]))
             return resp
 
     def _died(self, what: str) -> PlannerError:
@@ -242,14 +530,22 @@ class Planner:
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=1)
         tail = " | ".join(self._stderr_tail)
+        self._stop(kill=True)
         return PlannerError(f"planner sidecar {shlex.join(self.command)} failed ({what}, exit code {code})" + (f": {tail}" if tail else ""))
 
-    def _pump_stderr(self) -> None:
-        proc = self._proc
-        if proc is None or proc.stderr is None:
+    def _pump_stderr(self, proc: "subprocess.Popen[bytes]") -> None:
+        stream: Optional[IO[bytes]] = proc.stderr
+        if stream is None:
             return
-        for raw in iter(proc.stderr.readline, b""):
+        for raw in iter(stream.readline, b""):
             text = raw.decode("utf-8", "replace").rstrip("\n")
             self._stderr_tail.append(text)
             print(text, file=sys.stderr, flush=True)
-        proc.stderr.close()
+        stream.close()
+
+
+def _kill(proc: "subprocess.Popen[bytes]") -> None:
+    try:
+        proc.kill()
+    except OSError:
+        pass

@@ -1,13 +1,15 @@
-"""The real check: a tiny multimodal model trained for a few steps on 4 ranks (gloo, CPU), once
-with every rank computing its own sampled examples and once post-balanced with postbalance
-plans and torch.distributed all-to-all exchanges. Same seed, same data, same math:
+"""A tiny multimodal model trained for a few steps on 4 ranks (gloo, CPU), once with every rank
+computing its own sampled examples and once post-balanced with postbalance plans and
+torch.distributed all-to-all exchanges. Same seed, same data, same math, so:
 
 - the global loss, every gradient (after the data-parallel all-reduce) and every example's own
   loss must match between the two runs after each step (float64; tolerance 1e-9 relative);
 - the per-rank compute-time spread (max/mean of thread CPU time) must shrink.
 
-Run:  /usr/bin/python3 integrations/pytorch/check_training.py [--steps 4] [--json out.json]
-      /usr/bin/python3 integrations/pytorch/check_training.py --calibrate   (fit the cost model)
+test_training.py runs it. By hand, with the package importable (installed, or
+PYTHONPATH=integrations/pytorch) and the CLI findable (POSTBALANCE_CLI=bin/postbalance.mjs):
+      /usr/bin/python3 integrations/pytorch/tests/training.py [--steps 4] [--json out.json]
+      /usr/bin/python3 integrations/pytorch/tests/training.py --calibrate   (fit the cost model here)
 """
 from __future__ import annotations
 
@@ -19,15 +21,12 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
-
-from postbalance_torch import Planner, keep_in_graph, plan_step  # noqa: E402
-from tiny_mllm import CONFIG, build_model, example_data, sample_global_batch  # noqa: E402
+from postbalance_torch import Planner, keep_in_graph, plan_step
+from tiny_mllm import CONFIG, build_model, example_data, sample_global_batch
 
 WORLD = 4
 SEED = 1234
@@ -289,6 +288,19 @@ def calibrate() -> None:
     fit("llm", [20, 50, 100, 200, 400, 700], llm)
 
 
+def run(steps: int = 4, per_rank: int = 6) -> Dict[str, Any]:
+    """Trains both ways on 4 processes; returns the summary (see summarise)."""
+    t0 = time.perf_counter()
+    result_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"postbalance-training-{os.getpid()}.json")
+    mp.spawn(worker, args=(free_port(), steps, per_rank, result_path), nprocs=WORLD, join=True)
+    with open(result_path) as f:
+        reports = json.load(f)
+    os.unlink(result_path)
+    summary = summarise(reports, steps)
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=4)
@@ -299,14 +311,7 @@ def main() -> int:
     if args.calibrate:
         calibrate()
         return 0
-    t0 = time.perf_counter()
-    result_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"postbalance-check-{os.getpid()}.json")
-    mp.spawn(worker, args=(free_port(), args.steps, args.per_rank, result_path), nprocs=WORLD, join=True)
-    with open(result_path) as f:
-        reports = json.load(f)
-    os.unlink(result_path)
-    summary = summarise(reports, args.steps)
-    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    summary = run(args.steps, args.per_rank)
     print_summary(summary)
     print(f"wall time {summary['wall_s']} s")
     if args.json:
