@@ -106,8 +106,18 @@ def worker(rank: int, port: int) -> None:
             assert full_step.planned_layout(phase) == step.planned_layout(phase)
         check_step(full_step, rank, local, ["vision"])
 
-        # A step in which no example has audio: the audio phase has no item (R empty ranks);
-        # its exchanges move empty tensors, and routing it with vision changes nothing.
+        # A step in which no example has audio: the engine plans the audio phase as R empty
+        # ranks; its exchanges move empty tensors, and routing it with vision changes nothing.
+        audio_planner = Planner(CONFIG_AUDIO, backend="cpu").start() if rank == 0 else None
+        try:
+            step_audio = plan_step(local, CONFIG_AUDIO, audio_planner, mode="broadcast", verify=True)
+        finally:
+            if audio_planner is not None:
+                audio_planner.close()
+        assert [p["items"] for p in step_audio.plan["phases"]] == [len(step.item_ranks("vision")), 0, len(step.item_ranks("llm"))]
+        check_step(step_audio, rank, local, ["vision", "audio"])
+        assert step_audio.dispatch("audio").send_splits == [0] * WORLD
+        # The same by hand, in both forms, as a plan without the audio phase plus an empty one.
         for form in ("compact", "full"):
             plan = copy.deepcopy(step.plan if form == "compact" else box[0])
             empty: Dict[str, Any] = {"name": "audio", "lowerBound": 0, "maxCost": 0, "meanCost": 0, "algorithm": "none", "items": 0,
