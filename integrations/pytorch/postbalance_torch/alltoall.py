@@ -6,7 +6,7 @@ releases offer in ``torch.distributed.nn`` and torch 1.13 does not.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, cast
 
 import torch
 import torch.distributed as dist
@@ -50,7 +50,7 @@ def all_to_all(x: torch.Tensor, send_splits: List[int], recv_splits: List[int],
         The received rows, grouped by source rank. Its gradient flows back to ``x`` through the
         reverse exchange.
     """
-    return _AllToAll.apply(x, list(send_splits), list(recv_splits), group)
+    return cast(torch.Tensor, _AllToAll.apply(x, list(send_splits), list(recv_splits), group))
 
 
 def keep_in_graph(loss: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:

@@ -152,7 +152,8 @@ class Exchange:
     def _key_list(self, which: int) -> List[Key]:
         keys = self._keys[which]
         if callable(keys):
-            keys = self._keys[which] = keys()
+            keys = keys()
+            self._keys[which] = keys
         return keys
 
     @property
@@ -245,12 +246,15 @@ class RouteExchange(Exchange):
         """This rank's destination examples (ids), in planned order."""
         keys = self._item_keys
         if callable(keys):
-            keys = self._item_keys = keys()
+            keys = keys()
+            self._item_keys = keys
         return keys
 
-    @item_keys.setter
-    def item_keys(self, keys: Keys) -> None:
-        self._item_keys = keys
+    def set_items(self, item_keys: Keys, item_rows: Sequence[int]) -> None:
+        """Sets :attr:`item_keys` (a list, or a function that makes it when first asked for) and
+        :attr:`item_rows` of an exchange made by :meth:`Exchange.numbered`."""
+        self._item_keys = item_keys
+        self.item_rows = list(item_rows)
 
     def split_by_item(self, y: torch.Tensor) -> List[torch.Tensor]:
         """The routed rows of each destination example.

@@ -480,11 +480,12 @@ class Planner:
             expired = threading.Event()
             timer: Optional[threading.Timer] = None
             if timeout is not None:
+                running: "subprocess.Popen[bytes]" = proc
                 # A stopped or stuck sidecar must not block the training job: at the deadline the
                 # process is killed, which ends a blocked write or read.
                 def expire() -> None:
                     expired.set()
-                    _kill(proc)
+                    _kill(running)
                 timer = threading.Timer(timeout, expire)
                 timer.daemon = True
                 timer.start()

@@ -20,7 +20,7 @@ import json
 import math
 import operator
 from itertools import chain, compress, repeat
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import torch
 import torch.distributed as dist
@@ -315,13 +315,13 @@ class StepPlan:
     # items --------------------------------------------------------------------------------
 
     def _is_segment(self, phase: str) -> bool:
-        return self.phases[phase].get("unit", "segment") == "segment"
+        return bool(self.phases[phase].get("unit", "segment") == "segment")
 
     def _segment_items(self, mods: Sequence[str]) -> _Items:
         """One item per segment of these modalities, in item order (cached)."""
         ck = ("segment items", tuple(mods))
         if ck in self._cache:
-            return self._cache[ck]
+            return cast(_Items, self._cache[ck])
         long = torch.long
         n, M = len(self.examples), len(mods)
         if M == 0:
@@ -364,7 +364,7 @@ class StepPlan:
                 tokens.index_add_(0, torch.repeat_interleave(torch.arange(n), c), _ceil_scaled(L, scale.get(m, 1)))
             ex = present.nonzero().squeeze(1)
             self._cache[ck] = _Items(self._ids, ex, tokens[ex], present.long(), mods, None)
-        return self._cache[ck]
+        return cast(_Items, self._cache[ck])
 
     def item_ranks(self, phase: str) -> torch.Tensor:
         """The rank the plan gives each item of ``phase``, in item order (cached).
@@ -409,7 +409,7 @@ class StepPlan:
                     raise ValueError(f"phase {phase!r}: the plan does not place every item of this batch exactly once")
                 rank[g] = torch.repeat_interleave(torch.arange(self.world), counts)
             self._cache[ck] = rank
-        return self._cache[ck]
+        return cast(torch.Tensor, self._cache[ck])
 
     def _order(self, phase: str, planned: bool) -> Tuple[torch.Tensor, torch.Tensor]:
         """(g of each item in layout order, items per rank): the items stably sorted by their
@@ -419,7 +419,7 @@ class StepPlan:
             ranks = self.item_ranks(phase) if planned else self._example_rank[self._items(phase).ex]
             order = torch.sort(ranks, stable=True).indices
             self._cache[ck] = (order, torch.bincount(ranks, minlength=self.world))
-        return self._cache[ck]
+        return cast(Tuple[torch.Tensor, torch.Tensor], self._cache[ck])
 
     # layouts ------------------------------------------------------------------------------
 
@@ -431,7 +431,7 @@ class StepPlan:
             flat = [keys[g] for g in order.tolist()]
             ends = torch.cumsum(counts, 0).tolist()
             self._cache[ck] = [flat[e - c: e] for e, c in zip(ends, counts.tolist())]
-        return self._cache[ck]
+        return cast(Layout, self._cache[ck])
 
     def _rank_keys(self, phase: str, planned: bool, rank: int) -> Callable[[], List[Key]]:
         def keys() -> List[Key]:
@@ -564,7 +564,8 @@ class StepPlan:
         # Rows per routed item u (callbacks once per item, in destination order).
         all_tokens = torch.cat([t.tokens for t in tables]) if tables else torch.zeros(0, dtype=long)
         mod_base = [sum(len(x.mods) for x in tables[:p]) for p in range(len(tables))]
-        all_mod = torch.cat([t.mod + b for t, b in zip(tables, mod_base)]) if tables else torch.zeros(0, dtype=long)  # type: ignore[operator]
+        seg_mods = [t.mod for t in tables if t.mod is not None]  # every routed table is a segment table
+        all_mod = torch.cat([m + b for m, b in zip(seg_mods, mod_base)]) if tables else torch.zeros(0, dtype=long)
         all_names = [m for t in tables for m in t.mods]
         if rows is None:
             row_u = torch.zeros_like(all_tokens)
@@ -614,6 +615,5 @@ class StepPlan:
                                     lambda: keys_of(my_src), lambda: keys_of(my_dst))
         assert isinstance(ex, RouteExchange)
         my_ex = dst_ex[lo: lo + cnt]
-        ex.item_keys = lambda: [self._ids[e] for e in my_ex.tolist()]
-        ex.item_rows = item_rows
+        ex.set_items(lambda: [self._ids[e] for e in my_ex.tolist()], item_rows)
         return ex
