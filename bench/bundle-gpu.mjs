@@ -1,5 +1,5 @@
-// Bundles the benchmarks and the CLI into .gpu/ for a machine without npm (the lent NVIDIA
-// box): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__ (every .wgsl under
+// Bundles the benchmarks and the CLI into .gpu/ for a machine without npm (such as a GPU
+// machine that has only a driver): WGSL shaders are inlined through globalThis.__POSTBALANCE_SHADERS__ (every .wgsl under
 // src/gpu/, include-only files such as u64.wgsl too: shaderSource resolves `//! include` lines
 // from the same map at run time; a missing one fails the bundle here), and `webgpu` stays
 // external, resolved from .gpu/node_modules/webgpu (package.json, index.js and dawn.node copied

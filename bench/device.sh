@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements in one call, for a lent NVIDIA machine (no npm, no Node there): kernels
+# The GPU measurements in one call, for an NVIDIA machine without npm or Node: kernels
 # (sort, scan, cuts, pair steps; kernel-only times from timestamp queries), the planner table
 # GPU vs CPU, and cold CLI calls. Prepare here (see ../shared/DESIGN.md for .gl and .gpu/node.xz):
 #   node bench/bundle-gpu.mjs                       # .gpu/*.mjs, .gpu/node_modules/webgpu
@@ -14,7 +14,7 @@ xz -dc .gpu/node.xz > /tmp/node && chmod +x /tmp/node
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 cd .gpu
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-# Kernels first (the sort + scan target and the pair-step threshold: 100k … 1M entries).
+# Kernels first (sort + scan against the bandwidth floor, and the pair-step threshold: 100k … 1M entries).
 timeout 240 /tmp/node kernels.mjs --sizes 1000,100000,262144,1000000,10000000 --reps 5 --bandwidth-gbs "$BW" 2>&1 | tee "$OUT/kernels.md"
 timeout 240 /tmp/node bench.mjs --grid 4096x64,65536x1024,262144x4096,262144x16384 --algorithms padded,best --backends cpu,gpu --repeats 3 2>&1 | tee "$OUT/plan.md"
 if [ -f big.jsonl ] && [ -f big.json ]; then

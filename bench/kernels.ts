@@ -25,7 +25,7 @@
 //                free counts; the R / 2 pairs match the heaviest group with the lightest, the
 //                second heaviest with the second lightest, and so on.
 // --bandwidth-gbs B (the device's memory bandwidth: 4800 for an H200, 3350 for an H100) adds
-// "% of B" for kernel GB/s, and a per-size line for the issue's target: sort (32-bit keys) + scan
+// "% of B" for kernel GB/s, and a per-size line comparing sort (32-bit keys) + scan
 // kernel-only time against the bandwidth floor of their minimal traffic (16 B per key per pass,
 // 16 B per value).
 
@@ -198,7 +198,7 @@ function format(rows: Row[], adapter: string, options: Options): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   const out = [`adapter: ${adapter}`, line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)];
-  // The issue's target: sort + scan of n items within 10x of the memory-bandwidth limit.
+  // Sort + scan of n items against the memory-bandwidth limit (within 10x is the aim).
   for (const n of new Set(rows.map((r) => r.n))) {
     const sort = rows.find((r) => r.n === n && r.kernel.startsWith('sort (32-bit'));
     const scan = rows.find((r) => r.n === n && r.kernel === 'scan u64');

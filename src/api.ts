@@ -4,8 +4,8 @@
 import { cpuAccelerator, type Accelerator } from './primitives/accelerator.js';
 import { getAccelerator, type Backend } from './primitives/backend.js';
 import { batchFromExamples, validateConfig } from './input.js';
-import { planBatch } from './plan/index.js';
-import type { Batch, Config, Example, Plan, PlanOptions } from './types.js';
+import { planBatch, planCompact as planCompactBatch } from './plan/index.js';
+import type { Batch, CompactPlan, Config, Example, Plan, PlanOptions } from './types.js';
 
 export interface AcceleratorOptions {
   /**
@@ -32,6 +32,8 @@ export interface Planner {
   readonly adapter: string;
   /** Plans one batch; the same plan `postbalance plan` prints for it. */
   plan(batch: readonly Example[] | Batch, config: Config, options?: PlanOptions): Promise<Plan>;
+  /** The same plan in the compact form (`postbalance plan --format compact`). */
+  planCompact(batch: readonly Example[] | Batch, config: Config, options?: PlanOptions): Promise<CompactPlan>;
   /** Releases the GPU device (if any). Idempotent; plan() afterwards is an error. */
   close(): void;
 }
@@ -62,6 +64,11 @@ export async function createPlanner(options: PlannerOptions = {}): Promise<Plann
       const cfg = validateConfig(config);
       return planBatch(toBatch(batch, cfg), cfg, { ...options.defaults, ...planOptions }, accel);
     },
+    async planCompact(batch, config, planOptions = {}) {
+      if (closed) throw new Error('postbalance: planCompact() on a closed planner');
+      const cfg = validateConfig(config);
+      return planCompactBatch(toBatch(batch, cfg), cfg, { ...options.defaults, ...planOptions }, accel);
+    },
     close() {
       if (closed) return;
       closed = true;
@@ -91,6 +98,27 @@ export async function plan(
   const own = await getAccelerator(backend, { verbose, warn: warn ?? stderrLine });
   try {
     return await planBatch(b, cfg, planOptions, own);
+  } finally {
+    own.destroy();
+  }
+}
+
+/**
+ * plan() in the compact form: per phase the rank of every item in the engine's item order
+ * (README, docs/FORMAT.md), as an Int32Array. formatCompactPlan writes it as the CLI does.
+ */
+export async function planCompact(
+  batch: readonly Example[] | Batch,
+  config: Config,
+  options: PlanOptions & AcceleratorOptions = {},
+): Promise<CompactPlan> {
+  const cfg = validateConfig(config);
+  const b = toBatch(batch, cfg);
+  const { backend, verbose, warn, ...planOptions } = options;
+  if (backend === undefined || backend === 'cpu') return planCompactBatch(b, cfg, planOptions, cpuAccelerator);
+  const own = await getAccelerator(backend, { verbose, warn: warn ?? stderrLine });
+  try {
+    return await planCompactBatch(b, cfg, planOptions, own);
   } finally {
     own.destroy();
   }

@@ -2,10 +2,10 @@
 // program needs to plan batches and read plans; the CLI's commands are not part of it.
 export * from './types.js';
 export { InputError } from './errors.js';
-export { createPlanner, plan, type AcceleratorOptions, type Planner, type PlannerOptions } from './api.js';
+export { createPlanner, plan, planCompact, type AcceleratorOptions, type Planner, type PlannerOptions } from './api.js';
 export { BACKENDS, type Backend } from './primitives/backend.js';
 export { parseConfig, validateConfig, parseBatch, batchFromExamples, modalitiesOf, MAX_RANKS } from './input.js';
-export { planBatch, planCompact, planIndexed, formatPlan, formatCompactPlan, toCompactPlan, toPlanDocument, routeTarget } from './plan/index.js';
+export { planBatch, planIndexed, formatPlan, formatCompactPlan, toCompactPlan, toPlanDocument, routeTarget } from './plan/index.js';
 export { cpuAccelerator, type Accelerator, type CutResult } from './primitives/accelerator.js';
 // The demo's synthetic workload, for trying the planner without a data loader.
 export { generateWorkload, demoConfig, toJsonl, type WorkloadOptions } from './workload.js';

@@ -71,7 +71,7 @@ describe('the npm package, installed from its tarball into an empty project', ()
   });
 
   it("runs the README's library example (CPU plan, then a reusable planner with backend 'auto') and exits by itself", () => {
-    writeFileSync(join(app, 'example.mjs'), readmeBlock('### Use from Node'));
+    writeFileSync(join(app, 'example.mjs'), readmeBlock('## Use from Node'));
     // No process.exit in the example: the process must end once the planner is closed.
     const r = sh(process.execPath, ['example.mjs'], { cwd: app, timeout: 90_000 });
     expect(r.signal, 'the example did not exit on its own').toBeNull();
@@ -90,16 +90,18 @@ describe('the npm package, installed from its tarball into an empty project', ()
     writeFileSync(join(app, 'batch.jsonl'), BATCH);
     writeFileSync(join(app, 'lib.mjs'), `
       import { readFileSync } from 'node:fs';
-      import { createPlanner, parseBatch, parseConfig, plan, formatPlan } from 'postbalance';
+      import { createPlanner, parseBatch, parseConfig, plan, planCompact, formatPlan, formatCompactPlan } from 'postbalance';
       const config = parseConfig(readFileSync('config.json', 'utf8'));
       const examples = readFileSync('batch.jsonl', 'utf8').trim().split('\\n').map((l) => JSON.parse(l));
       const a = await plan(examples, config, { algorithm: 'lpt' });
       const planner = await createPlanner({ backend: 'cpu' });
       const b = await planner.plan(parseBatch(readFileSync('batch.jsonl', 'utf8'), config), config, { algorithm: 'lpt' });
+      const c = JSON.parse(formatCompactPlan(await planCompact(examples, config, { algorithm: 'lpt' }))).phases;
+      const d = JSON.parse(formatCompactPlan(await planner.planCompact(examples, config, { algorithm: 'lpt' }))).phases;
       planner.close();
       let closed = '';
       try { await planner.plan(examples, config); } catch (e) { closed = e.message; }
-      console.log(JSON.stringify({ a: JSON.parse(formatPlan(a)).phases, b: b.phases, backend: planner.backend, closed }));
+      console.log(JSON.stringify({ a: JSON.parse(formatPlan(a)).phases, b: b.phases, c, d, backend: planner.backend, closed }));
     `);
     const r = sh(process.execPath, ['lib.mjs'], { cwd: app });
     expect(r.status, r.stderr).toBe(0);
@@ -111,13 +113,18 @@ describe('the npm package, installed from its tarball into an empty project', ()
     const ref = JSON.parse(out).phases;
     expect(got.a).toEqual(ref);
     expect(got.b).toEqual(ref);
+    let compact = '';
+    await run(['plan', '--batch', '-', '--config', join(app, 'config.json'), '--algorithm', 'lpt', '--backend', 'cpu', '--format', 'compact'],
+      { stdout: (s) => { compact += s; }, stderr: () => {}, readStdin: async () => BATCH });
+    expect(got.c).toEqual(JSON.parse(compact).phases);
+    expect(got.d).toEqual(JSON.parse(compact).phases);
     expect(got.backend).toBe('cpu');
     expect(got.closed).toMatch(/closed planner/);
   });
 
   it("the package's types resolve and describe its API (strict NodeNext consumer)", () => {
     writeFileSync(join(app, 'consumer.ts'), `
-      import { createPlanner, plan, InputError, type Config, type Example, type Plan, type Planner } from 'postbalance';
+      import { createPlanner, plan, planCompact, InputError, type CompactPlan, type Config, type Example, type Plan, type Planner } from 'postbalance';
       const config: Config = { ranks: 2, ranksPerNode: 1, phases: [{ name: 'llm', modalities: ['text'], unit: 'example', cost: { perToken: 1 } }] };
       const examples: Example[] = [{ id: 'a', rank: 0, text: 5 }, { id: 'b', rank: 1, text: 3 }];
       export async function main(): Promise<number> {
@@ -126,11 +133,13 @@ describe('the npm package, installed from its tarball into an empty project', ()
         const q = await planner.plan(examples, config);
         planner.close();
         const items: string[] = q.phases[0].ranks[0].items;
+        const c: CompactPlan = await planCompact(examples, config);
+        const rank: Int32Array = c.phases[0].rank;
         // @ts-expect-error: not a backend
         await createPlanner({ backend: 'tpu' });
         // @ts-expect-error: not an algorithm
         await plan(examples, config, { algorithm: 'magic' });
-        return p.phases.length + items.length + (new InputError('x') instanceof Error ? 1 : 0);
+        return p.phases.length + items.length + rank.length + (new InputError('x') instanceof Error ? 1 : 0);
       }
     `);
     const r = sh(process.execPath, [TSC, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext',
@@ -176,7 +185,7 @@ describe('the npm package, installed from its tarball into an empty project', ()
     const installed = where.stdout.trim();
     expect(installed.startsWith(venv), `imported from ${installed}`).toBe(true);
     expect(existsSync(join(installed, 'py.typed'))).toBe(true);
-    writeFileSync(join(app, 'example.py'), readmeBlock('### Use from PyTorch', 'python'));
+    writeFileSync(join(app, 'example.py'), readmeBlock('## Use from PyTorch', 'python'));
     const r = sh(join(venv, 'bin', 'python'), ['example.py'], { cwd: app, env, timeout: 90_000 });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');

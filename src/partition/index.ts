@@ -159,8 +159,8 @@ export async function partition(
  * When `best` prefers the locality candidate (group g = rank g, most items stay where they were
  * sampled) over the lightest balanced one:
  * - 'winner': only if its max load is ≤ the winning candidate's (never a heavier max);
- * - 'contract': if its max load is ≤ the raw LPT and KK results and within the issue's quality
- *   bar (lower bound + max(0.1%, one smallest item) with ≥ 8 items per rank; otherwise, and
+ * - 'contract': if its max load is ≤ the raw LPT and KK results and within the quality bar
+ *   (lower bound + max(0.1%, one smallest item) with ≥ 8 items per rank; otherwise, and
  *   with equal counts, the 'winner' rule). Trades a few parts per million of max load for
  *   several times fewer bytes moved.
  */

@@ -216,7 +216,7 @@ export function scaleEncoders(m: ModelPreset, factor: number): ModelPreset {
 export const FLOPS_PER_COST_UNIT = 1e9;
 
 /**
- * A planner config (issue-2 contract) whose cost model is the preset's FLOPs in GFLOP, so the plan
+ * A planner config (the plan command's --config contract) whose cost model is the preset's FLOPs in GFLOP, so the plan
  * balances exactly what the simulator times. Encoder phases take segments; the LLM phase takes
  * whole examples with each encoder modality scaled by 1/merge.
  */

@@ -46,9 +46,10 @@ def find_cli(cwd: Optional[str] = None) -> List[str]:
     """The command line that runs ``postbalance``.
 
     Looked for in this order: ``$POSTBALANCE_CLI`` (a path to the command, to its
-    ``bin/postbalance.mjs``, or a shell-quoted command line); ``postbalance`` on ``PATH``
-    (``npm install -g postbalance``); ``node_modules/.bin/postbalance`` in ``cwd`` (default: the
-    working directory) or the nearest folder above it that has one (``npm install postbalance``).
+    ``bin/postbalance.mjs``, or a shell-quoted command line); ``postbalance`` on ``PATH`` (a
+    global npm install); ``node_modules/.bin/postbalance`` in ``cwd`` (default: the working
+    directory) or the nearest folder above it that has one (the npm package installed in the
+    project).
 
     Args:
         cwd: where to start looking for ``node_modules/.bin``.
@@ -76,8 +77,8 @@ def find_cli(cwd: Optional[str] = None) -> List[str]:
             break
         d = parent
     raise PlannerError(
-        "cannot find the postbalance command: set POSTBALANCE_CLI to its path, put it on PATH "
-        "(npm install -g postbalance), or install it in this project (npm install postbalance)"
+        "cannot find the postbalance command: set POSTBALANCE_CLI to its path, put it on PATH, "
+        "or install the postbalance npm package in this project (node_modules/.bin/postbalance)"
     )
 
 

@@ -116,8 +116,7 @@ export function encodePairSteps(
  * either way, so the kernel pays off only when the search outweighs the transfer.
  * - Software adapters: never. On llvmpipe (2 cores) the kernel took 6–12 ms at 100k entries and
  *   38–65 ms at 1M against 0.8–1.3 and 8.7–14.5 ms for pairStepsCpu (bench/kernels.ts).
- * - Hardware: from 262,144 entries. Not measured on a hardware GPU yet (no device was lent when
- *   this landed): an estimate from the H200's measured per-call cost of the sort and scan
+ * - Hardware: from 262,144 entries. Not measured on a hardware GPU yet: an estimate from the H200's measured per-call cost of the sort and scan
  *   (about 4 ms of upload, latency and read-back at 1M items, under 0.5 ms of kernel) against
  *   the CPU reference's ~10 ms a round at 1M; rerun bench/kernels.ts there and adjust.
  */
