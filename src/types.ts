@@ -40,8 +40,8 @@ export interface Example {
   [modality: string]: unknown;
 }
 
-export type Algorithm = 'none' | 'lpt' | 'kk' | 'padded' | 'best';
-export const ALGORITHMS: readonly Algorithm[] = ['none', 'lpt', 'kk', 'padded', 'best'];
+export type Algorithm = 'none' | 'lpt' | 'kk' | 'padded' | 'rounds' | 'best';
+export const ALGORITHMS: readonly Algorithm[] = ['none', 'lpt', 'kk', 'padded', 'rounds', 'best'];
 
 /**
  * The batch after parsing: examples in input order. `segments[m]` holds, for modality m, a CSR

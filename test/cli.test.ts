@@ -47,7 +47,7 @@ describe('plan output contract', () => {
     expect(plan.stats).toMatchObject({ algorithm: 'lpt', backend: 'cpu', adapter: 'cpu' });
     expect(typeof plan.stats.planMs).toBe('number');
     // The data-flow stages, then the accelerator's share of partition (CPU backend: no GPU split).
-    expect(Object.keys(plan.stats.stages)).toEqual(['items', 'sort', 'partition', 'placement', 'output', 'scan', 'candidates', 'pairSteps', 'hostPartition']);
+    expect(Object.keys(plan.stats.stages)).toEqual(['items', 'sort', 'partition', 'placement', 'output', 'scan', 'candidates', 'pairSteps', 'hostPartition', 'balance']);
     // vision items: a/image/0 (8 → cost 9), a/image/1 (4 → 5), 7/image/0 (2 → 3).
     // llm items: a = 10 + 4 + 2 = 16 tokens (256·0.01 = 2.56 → 18.56), b = 6 (6.36), 7 = 3 + 1 = 4 (4.16).
     expect(JSON.stringify(plan.phases)).toBe(JSON.stringify([
@@ -180,7 +180,7 @@ describe('bad input: one line naming the field and line, non-zero exit, nothing 
   }
 
   it('unknown flags and algorithms are named', async () => {
-    expect((await cli(['plan', '--batch', 'x', '--config', 'y', '--algorithm', 'magic'])).err).toMatch(/--algorithm: must be one of none, lpt, kk, padded, best/);
+    expect((await cli(['plan', '--batch', 'x', '--config', 'y', '--algorithm', 'magic'])).err).toMatch(/--algorithm: must be one of none, lpt, kk, padded, rounds, best/);
     expect((await cli(['plan', '--bogus'])).err).toMatch(/arguments: .*bogus/);
     expect((await cli(['frobnicate'])).code).toBe(2);
     const missing = await cli(['plan', '--batch', join(dir, 'nope.jsonl'), '--config', cfg]);

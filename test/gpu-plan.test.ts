@@ -57,8 +57,29 @@ describe('GPU plan = CPU plan', () => {
     }
   });
 
-  it('on a phase large enough for balance rounds (pair steps scored by the kernel)', async () => {
+  it('on large phases: the deal and balance rounds run as kernels (balance), best and rounds', async () => {
     const { config, examples } = generateWorkload({ ranks: 64, examples: 20000, seed: 7 });
+    for (const ph of config.phases) delete ph.maxTokensPerRank;
+    let onDevice = 0;
+    const counted: Accelerator = {
+      ...gpu,
+      balance: async (inp) => {
+        const before = gpu.lastCall;
+        const out = await gpu.balance(inp);
+        if (gpu.lastCall !== before && gpu.lastCall?.submits) onDevice++;
+        return out;
+      },
+    };
+    for (const algorithm of ['best', 'rounds'] as const) {
+      const c = await plan(examples, config, { algorithm }, cpuAccelerator);
+      expect(c.phases.some((p) => /rounds/.test(p.algorithm)), algorithm).toBe(true);
+      expect(phasesJson(await plan(examples, config, { algorithm }, counted))).toBe(phasesJson(c));
+    }
+    expect(onDevice).toBeGreaterThan(0);
+  });
+
+  it("on a phase with too few items per rank for best's rounds (its refinement's pair steps scored by the kernel)", async () => {
+    const { config, examples } = generateWorkload({ ranks: 4096, examples: 8192, seed: 7 });
     for (const ph of config.phases) delete ph.maxTokensPerRank;
     // Forced onto the kernel: `auto` keeps pair steps on the host on software adapters.
     const forced = await createGpuAccelerator({ pairPath: 'gpu' });
@@ -89,7 +110,7 @@ describe('GPU plan = CPU plan', () => {
     expect(p.stats.adapter).toBe(gpu.adapter);
     // The GPU calls' split: upload, wait for the GPU, read back (and kernel time with timestamps).
     const st = p.stats.stages!;
-    expect(Object.keys(st).slice(0, 9)).toEqual(['items', 'sort', 'partition', 'placement', 'output', 'scan', 'candidates', 'pairSteps', 'hostPartition']);
+    expect(Object.keys(st).slice(0, 10)).toEqual(['items', 'sort', 'partition', 'placement', 'output', 'scan', 'candidates', 'pairSteps', 'hostPartition', 'balance']);
     expect(Object.keys(st)).toEqual(expect.arrayContaining(['upload', 'gpu', 'readback']));
     // The kernel calls (sorts at least) took time, and within the stages that made them.
     expect(st.upload + st.gpu + st.readback).toBeGreaterThan(0);

@@ -7,6 +7,7 @@
 // buffer (the cut walk repeats that only while some target is unfinished). Calls are serialised.
 
 import type { Accelerator, CallProfile } from '../primitives/accelerator.js';
+import { balanceGpu } from './balance/balance.js';
 import { BufferPool } from './buffers.js';
 import type { Context, CutPath, PairPath } from './context.js';
 import { cutCountsGpu, parallelCutMinItems } from './cuts/cuts.js';
@@ -42,6 +43,28 @@ export interface GpuAccelerator extends Accelerator {
 }
 
 /**
+ * Runs one call inside validation and out-of-memory error scopes: a command the device refused
+ * (a binding too small, a buffer it could not allocate) fails the call with one line instead of
+ * printing a warning and returning whatever the buffers held.
+ */
+async function checked<T>(device: GPUDevice, fn: () => Promise<T>): Promise<T> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let out: T | undefined, failure: unknown = null;
+  try {
+    out = await fn();
+  } catch (e) {
+    failure = e;
+  }
+  const validation = await device.popErrorScope();
+  const memory = await device.popErrorScope();
+  const gpuError = validation ?? memory;
+  if (gpuError) throw new Error(`postbalance gpu: the device refused a command: ${gpuError.message.split('\n')[0]}`);
+  if (failure !== null) throw failure;
+  return out as T;
+}
+
+/**
  * A WebGPU accelerator on the default adapter, else the OpenGL ES compatibility adapter.
  * Device, pipelines and buffers are created once here and reused by every call (buffers grow
  * to the largest call so far); call destroy() when done. With `timestamps`, compute passes are
@@ -65,7 +88,7 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
   // Calls share the pooled buffers, so they run one after another.
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const result = tail.then(fn);
+    const result = tail.then(() => checked(device, fn));
     tail = result.catch(() => undefined);
     return result;
   };
@@ -82,6 +105,7 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
     prefixSum: (values) => serial(() => prefixSumGpu(ctx, values)),
     cutCounts: (costs, prefix, targets, mode) => serial(() => cutCountsGpu(ctx, costs, prefix, targets, mode)),
     pairSteps: (arena, pairs) => serial(() => pairStepsGpu(ctx, arena, pairs)),
+    balance: (inp) => serial(() => balanceGpu(ctx, inp)),
     destroy: () => {
       ctx.pool.destroy();
       ctx.query?.destroy();

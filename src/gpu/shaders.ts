@@ -25,7 +25,7 @@ declare global {
 }
 
 /** The kernel files: each gets a shader module and pipelines. Include-only files are not listed. */
-export const SHADER_FILES = ['radix_sort.wgsl', 'scan.wgsl', 'cuts.wgsl', 'cuts_parallel.wgsl', 'pair_steps.wgsl'] as const;
+export const SHADER_FILES = ['radix_sort.wgsl', 'scan.wgsl', 'cuts.wgsl', 'cuts_parallel.wgsl', 'pair_steps.wgsl', 'group_sort.wgsl', 'balance.wgsl'] as const;
 export type ShaderFile = (typeof SHADER_FILES)[number];
 
 /** A line that starts an include directive; INCLUDE_LINE is the only well-formed shape. */

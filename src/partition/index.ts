@@ -9,6 +9,7 @@ import { locality, rehome } from './locality.js';
 import { lpt, tokenFit } from './lpt.js';
 import { padded } from './padded.js';
 import { refine, repair } from './refine.js';
+import { roundsPartition } from './rounds.js';
 
 export type { PartitionInput } from './common.js';
 export { groupLoads } from './common.js';
@@ -40,6 +41,52 @@ export interface PartitionResult {
   group: Int32Array;
   /** Which algorithm produced it ("best" reports its winning candidate, e.g. "lpt+refine"). */
   algorithm: string;
+  /** Group g is rank g by construction (the home deal): placement keeps it so. */
+  placed?: boolean;
+}
+
+/**
+ * `best`'s quality bar: the lower bound + max(0.1%, one smallest item). A data-parallel result
+ * within it is taken on large phases (see bestEligible).
+ */
+export function qualityBar(inp: PartitionInput, lb: number): number {
+  const { cost, order } = inp;
+  return lb + Math.max(0.001 * lb, cost[order[order.length - 1]]);
+}
+
+/** Phases from this many items (and ≥ 8 items per rank, sum loads) start `best` with `rounds`. */
+export const BEST_ROUNDS_MIN_ITEMS = 16384;
+
+export function bestEligible(inp: PartitionInput): boolean {
+  const n = inp.order.length;
+  return !inp.padding && n >= BEST_ROUNDS_MIN_ITEMS && n >= 8 * inp.groups;
+}
+
+/**
+ * The data-parallel algorithm: the home deal (items stay on the rank that sampled them up to
+ * the target) with balance rounds and polish; where that is invalid (a token cap or equal counts
+ * the deal could not meet) or above the quality bar, also the snake deal; the lighter valid one
+ * (ties: home). Padded phases: the contiguous cut (`padded`), which is data-parallel too. Null
+ * when no result meets the constraints.
+ */
+async function roundsValid(inp: PartitionInput, target: number, lb: number, accel: Accelerator, sampledRank: Int32Array): Promise<(PartitionResult & { score: number }) | null> {
+  if (inp.padding) {
+    const g = await paddedValid(inp, lb, accel);
+    return g ? { group: g, algorithm: 'padded', score: maxOf(groupLoads(inp, g)) } : null;
+  }
+  let win: (PartitionResult & { score: number }) | null = null;
+  if (sampledRank.length === inp.order.length) {
+    const home = await roundsPartition(inp, { deal: 'home', sampledRank, target }, accel);
+    if (feasible(inp, home.group)) win = { group: home.group, algorithm: 'home+rounds', placed: true, score: maxOf(groupLoads(inp, home.group)) };
+  }
+  if (!win || win.score > qualityBar(inp, lb)) {
+    const snake = await roundsPartition(inp, { deal: 'snake', target }, accel);
+    if (feasible(inp, snake.group)) {
+      const score = maxOf(groupLoads(inp, snake.group));
+      if (!win || score < win.score) win = { group: snake.group, algorithm: 'snake+rounds', score };
+    }
+  }
+  return win;
 }
 
 function sampledLayout(sampledRank: Int32Array): Int32Array {
@@ -150,8 +197,27 @@ export async function partition(
       if (!g) throw new InputError(`phase "${phaseName}": padded could not respect the phase's constraints; try --algorithm best`);
       return { group: g, algorithm: 'padded' };
     }
-    case 'best':
-      return best(inp, target, lb, accel, phaseName, sampledRank, job);
+    case 'rounds': {
+      const r = await roundsValid(inp, target, lb, accel, sampledRank);
+      if (!r) throw new InputError(`phase "${phaseName}": rounds found no placement within the phase's constraints; try --algorithm best`);
+      return { group: r.group, algorithm: r.algorithm, placed: r.placed };
+    }
+    case 'best': {
+      // Large phases: the data-parallel result when it is within the quality bar.
+      let dp: (PartitionResult & { score: number }) | null = null;
+      if (bestEligible(inp)) {
+        dp = await roundsValid(inp, target, lb, accel, sampledRank);
+        if (dp && dp.score <= qualityBar(inp, lb)) {
+          return dp.placed ? { group: dp.group, algorithm: dp.algorithm, placed: true } : { group: rehome(inp, dp.group, sampledRank), algorithm: dp.algorithm };
+        }
+      }
+      const b = await best(inp, target, lb, accel, phaseName, sampledRank, job);
+      // Otherwise today's candidates, and the data-parallel result if it is lighter still.
+      if (dp && dp.score < maxOf(groupLoads(inp, b.group))) {
+        return dp.placed ? { group: dp.group, algorithm: dp.algorithm, placed: true } : { group: rehome(inp, dp.group, sampledRank), algorithm: dp.algorithm };
+      }
+      return b;
+    }
   }
 }
 

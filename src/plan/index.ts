@@ -4,6 +4,7 @@
 // form (format.ts). Timings go to stats.stages (instrument.ts).
 import { InputError } from '../errors.js';
 import { buildPhaseItems } from '../items.js';
+import { bestEligible } from '../partition/index.js';
 import { kkInBackground, type KkJob } from '../partition/kk-background.js';
 import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
 import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult, type CompactPlan } from '../types.js';
@@ -75,15 +76,16 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
       const sp = await sortPhase(items, R, accel);
       sorted.push(sp);
       sw.lap('sort');
-      kkJobs.push(algorithm === 'best' ? kkInBackground(sp.inp) : null);
+      // KK only where best will run its sequential candidates (not where rounds usually suffice).
+      kkJobs.push(algorithm === 'best' && !bestEligible(sp.inp) ? kkInBackground(sp.inp) : null);
       sw.lap('partition'); // handing KK to the worker is partition work
     }
     for (const [p, sp] of sorted.entries()) {
       if (!sp) { phases.push(emptyPhase(allItems[p], R)); continue; }
-      const { group, algorithm: used } = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
+      const part = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
       kkJobs[p]?.cancel();
       sw.lap('partition');
-      phases.push(placePhase(sp, group, used, algorithm, config, options));
+      phases.push(placePhase(sp, part, algorithm, config, options));
       sw.lap('placement');
     }
   } finally {

@@ -35,7 +35,7 @@ export type AcceleratorTimes = Record<string, number>;
  * accelerator's split of them into upload, gpu, readback and kernel.
  */
 export function timedAccelerator(accel: Accelerator): { accel: Accelerator; times: AcceleratorTimes } {
-  const times: AcceleratorTimes = { sort: 0, scan: 0, candidates: 0, pairSteps: 0 };
+  const times: AcceleratorTimes = { sort: 0, scan: 0, candidates: 0, pairSteps: 0, balance: 0 };
   const profiled = accel.lastCall !== undefined;
   if (profiled) {
     Object.assign(times, { upload: 0, gpu: 0, readback: 0 });
@@ -62,6 +62,7 @@ export function timedAccelerator(accel: Accelerator): { accel: Accelerator; time
       prefixSum: (values) => time('scan', () => accel.prefixSum(values)),
       cutCounts: (costs, prefix, targets, mode) => time('candidates', () => accel.cutCounts(costs, prefix, targets, mode)),
       pairSteps: (arena, pairs) => time('pairSteps', () => accel.pairSteps(arena, pairs)),
+      balance: (inp) => time('balance', () => accel.balance(inp)),
       destroy: () => accel.destroy(),
     },
   };
@@ -69,12 +70,13 @@ export function timedAccelerator(accel: Accelerator): { accel: Accelerator; time
 
 /**
  * stats.stages: the data-flow stages, then the accelerator's share of them (scan, candidates,
- * pairSteps, and hostPartition = the rest of partition), then the GPU split, rounded to µs.
+ * pairSteps, hostPartition = the rest of partition, balance = the deal and balance rounds), then
+ * the GPU split, rounded to µs.
  */
 export function stageBreakdown(stages: Record<Stage, number>, accel: AcceleratorTimes): Record<string, number> {
-  const { sort: _sortCalls, scan, candidates, pairSteps, ...gpu } = accel;
-  const hostPartition = Math.max(0, stages.partition - scan - candidates - pairSteps);
-  const all: Record<string, number> = { ...stages, scan, candidates, pairSteps, hostPartition, ...gpu };
+  const { sort: _sortCalls, scan, candidates, pairSteps, balance, ...gpu } = accel;
+  const hostPartition = Math.max(0, stages.partition - scan - candidates - pairSteps - balance);
+  const all: Record<string, number> = { ...stages, scan, candidates, pairSteps, hostPartition, balance, ...gpu };
   for (const k of Object.keys(all)) all[k] = round3(all[k]);
   return all;
 }

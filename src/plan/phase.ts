@@ -3,9 +3,9 @@
 // per-rank loads: the item-indexed result that every output form reads.
 import { quantiseCosts, type PhaseCosts } from '../cost.js';
 import { exchangeMatrix } from '../exchange.js';
-import { groupLoads, lowerBound, partition, type PartitionInput } from '../partition/index.js';
+import { groupLoads, lowerBound, partition, type PartitionInput, type PartitionResult } from '../partition/index.js';
 import type { KkJob } from '../partition/kk-background.js';
-import { placeGroups, placeNaive } from '../placement.js';
+import { placeGroups } from '../placement.js';
 import type { Accelerator } from '../primitives/accelerator.js';
 import type { Algorithm, Config, PhaseItems, PhaseResult, PlanOptions } from '../types.js';
 
@@ -30,21 +30,22 @@ export async function sortPhase(items: PhaseItems, R: number, accel: Accelerator
 }
 
 /** Partition of a sorted phase; placement and exchange follow in placePhase. */
-export async function partitionPhase(sp: SortedPhase, algorithm: Algorithm, accel: Accelerator, kkJob: KkJob | null): Promise<{ group: Int32Array; algorithm: string }> {
+export async function partitionPhase(sp: SortedPhase, algorithm: Algorithm, accel: Accelerator, kkJob: KkJob | null): Promise<PartitionResult> {
   return partition(sp.inp, algorithm, sp.items.sampledRank, sp.costs.total, accel, sp.items.phase.name, kkJob);
 }
 
 /** Groups onto ranks, the exchange that implies, and the reported loads. */
 export function placePhase(
-  sp: SortedPhase, group: Int32Array, used: string, algorithm: Algorithm, config: Config, options: PlanOptions,
+  sp: SortedPhase, part: PartitionResult, algorithm: Algorithm, config: Config, options: PlanOptions,
 ): PhaseResult {
   const { items, costs, inp } = sp;
   const R = config.ranks;
-  // The sampled layout's groups are its ranks; `naive` ignores where the data is.
-  const rankOfGroup = algorithm === 'none' || options.placement === 'naive'
-    ? placeNaive(R)
-    : placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode);
-  const rank = mapGroups(group, rankOfGroup);
+  const { group, algorithm: used } = part;
+  // The sampled layout's groups are its ranks, and so are the home deal's; `naive` ignores where
+  // the data is.
+  const rank = algorithm === 'none' || part.placed || options.placement === 'naive'
+    ? group
+    : mapGroups(group, placeGroups(group, items.sampledRank, items.bytes, R, config.ranksPerNode));
   const exchange = exchangeMatrix(items.sampledRank, rank, items.bytes, R, config.ranksPerNode);
   // The report uses the unquantised costs (see cost.ts); decisions use the integers.
   const reportInp: PartitionInput = { ...inp, cost: costs.float };

@@ -3,13 +3,15 @@
 // CPU reference below returns (same permutation, same integers): that is what makes a GPU plan
 // byte-identical to a CPU plan.
 
+import { balanceCpu, type BalanceInput, type BalanceResult } from './balance.js';
 import { cutCountsCpu } from './cuts.js';
 import { pairStepsCpu, type PairArena } from './pairstep.js';
 import { prefixSumCpu } from './scan.js';
 import { sortDescCpu } from './sort.js';
 
 export type { PairArena } from './pairstep.js';
-export { cutCountsCpu, pairStepsCpu, prefixSumCpu, sortDescCpu };
+export type { BalanceInput, BalanceResult } from './balance.js';
+export { balanceCpu, cutCountsCpu, pairStepsCpu, prefixSumCpu, sortDescCpu };
 
 /** Result of evaluating greedy contiguous cuts for a set of targets. */
 export interface CutResult {
@@ -65,6 +67,11 @@ export interface Accelerator {
    * position in l's block or −1 for a move], [−1, −1] for none.
    */
   pairSteps(arena: PairArena, pairs: Int32Array): Promise<Int32Array>;
+  /**
+   * Data-parallel balancing of items in cost order: a deal, then balance rounds; exactly
+   * balanceCpu (src/primitives/balance.ts): the group of every position.
+   */
+  balance(inp: BalanceInput): Promise<BalanceResult>;
   /** Release device resources (no-op on the CPU). */
   destroy(): void;
   /**
@@ -83,5 +90,6 @@ export const cpuAccelerator: Accelerator = {
   prefixSum: async (values) => prefixSumCpu(values),
   cutCounts: async (costs, prefix, targets, mode) => cutCountsCpu(costs, prefix, targets, mode),
   pairSteps: async (arena, pairs) => pairStepsCpu(arena, pairs),
+  balance: async (inp) => balanceCpu(inp),
   destroy: () => {},
 };

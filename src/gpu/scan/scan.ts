@@ -50,6 +50,19 @@ export function encodeScan(k: ScanKernels, pass: GPUComputePassEncoder, call: Ca
   dispatch(pass, scan, bindGroup(k.device, scan, { 0: params, [dataBinding]: data, [sumsBinding]: sums }), tiles);
 }
 
+/**
+ * Sizes the pooled tile-sum buffers for scans of up to `count` elements now. A call that records
+ * dispatches once and replays them must do this first: a later, larger scan would otherwise
+ * replace a buffer that an earlier recorded bind group still holds.
+ */
+export function reserveScan(call: Call, count: number, width: 'u32' | 'u64'): void {
+  for (let level = 0, c = count; c > 1; level++) {
+    const tiles = Math.ceil(c / SCAN_TILE);
+    call.storage(`${width} scan sums ${level}`, tiles * (width === 'u32' ? 4 : 8));
+    c = tiles;
+  }
+}
+
 /** In-place conversion of `count` doubles in `data` to (lo, hi) word pairs (see f64ToU64). */
 export function encodeF64ToU64(k: ScanKernels, pass: GPUComputePassEncoder, call: Call, data: GPUBuffer, count: number): void {
   if (count === 0) return;
