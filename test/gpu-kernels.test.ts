@@ -1,4 +1,4 @@
-// Each WebGPU kernel against its CPU reference (src/accel.ts) on random inputs. These tests run
+// Each WebGPU kernel against its CPU reference (src/primitives/) on random inputs. These tests run
 // for real on llvmpipe in CI: no adapter is a failure, never a skip.
 // Reproduce a failure with POSTBALANCE_SEED=<seed printed below>.
 
@@ -10,6 +10,7 @@ import { acquireDevice, compileShader } from '../src/gpu/device.js';
 import { cutJumpRounds } from '../src/gpu/cuts/cuts.js';
 import { shaderSource } from '../src/gpu/shaders.js';
 import { pairStepsCpu } from '../src/primitives/pairstep.js';
+import { balanceCpu, type BalanceInput } from '../src/primitives/balance.js';
 
 const seed = process.env.POSTBALANCE_SEED !== undefined
   ? Number(process.env.POSTBALANCE_SEED) >>> 0
@@ -602,5 +603,76 @@ describe('pair steps (pairSteps) equal pairStepsCpu', () => {
     const arena = buildArena([[{ cost: 5, tok: 1 }], [{ cost: 1, tok: 1 }]], Infinity, -1, rngFor('pairs bad'));
     await expect(gpu.pairSteps(arena, Int32Array.from([0, 2]))).rejects.toThrow(RangeError);
     await expect(gpu.pairSteps({ ...arena, used: arena.off[0] }, Int32Array.from([0, 1]))).rejects.toThrow(RangeError);
+  });
+});
+
+/** A balance input: n items in cost order over R groups, with a cap and counts as asked. */
+function balanceCase(rand: () => number, n: number, R: number, opts: { deal: 'home' | 'snake'; cap?: 'none' | 'loose' | 'tight' | 'negative'; equal?: boolean; maxRounds?: number; spread?: number }): BalanceInput {
+  const spread = opts.spread ?? 2000;
+  const tokens = Uint32Array.from({ length: n }, () => 1 + (rand() % spread)).sort().reverse();
+  // Costs past 2^32 on some cases (perTokenSquared-like terms), always integers < 2^40.
+  const big = rand() % 3 === 0;
+  const cost = Float64Array.from(tokens, (t) => 7 + t * (big ? 65_537 : 1) + Math.floor((t * t) / 1000));
+  const home = Int32Array.from({ length: n }, () => rand() % R);
+  const total = cost.reduce((s, c) => s + c, 0), totalTok = tokens.reduce((s, t) => s + t, 0);
+  const cap = { none: Infinity, loose: Math.ceil(totalTok / R) * 2 + spread, tight: Math.ceil(totalTok / R) + spread, negative: -1 }[opts.cap ?? 'none'];
+  return {
+    cost, tokens, home, groups: R, target: Math.max(Math.ceil(total / R), n ? cost[0] : 0), cap,
+    q: opts.equal && n >= R ? Math.floor(n / R) : -1, deal: opts.deal, maxRounds: opts.maxRounds ?? 64,
+  };
+}
+
+async function expectBalanceLikeCpu(inp: BalanceInput, what: string): Promise<void> {
+  const want = balanceCpu(inp);
+  const got = await gpu.balance(inp);
+  expectSame(got.group, want.group, `${what} groups`);
+  expect([got.rounds, got.steps], `${what} rounds, steps (seed ${seed})`).toEqual([want.rounds, want.steps]);
+}
+
+describe('balance (deal and rounds on the device) equals balanceCpu', () => {
+  it('both deals, sizes 0, 1 and off the workgroup multiples, 1 to 3,000 groups, caps and equal counts', async () => {
+    const rand = rngFor('balance random');
+    const sizes = [0, 1, 2, 63, 64, 65, 1023, 1025, 4097, 20_011];
+    let cases = 0;
+    for (const n of sizes) {
+      for (const R of [1, 2, 3, 7, 64, 129, 1025, 3000]) {
+        if (R > 4 * Math.max(n, 1) && R > 7) continue;
+        const deal = (cases & 1) === 0 ? 'home' : 'snake';
+        const cap = (['none', 'loose', 'tight', 'none', 'negative'] as const)[cases % 5];
+        const inp = balanceCase(rand, n, R, { deal, cap, equal: cases % 3 === 0, maxRounds: cases % 7 === 0 ? cases % 3 : 64, spread: cases % 4 === 0 ? 5 : 2000 });
+        await expectBalanceLikeCpu(inp, `n=${n} R=${R} ${deal} cap ${cap} q ${inp.q} maxRounds ${inp.maxRounds}`);
+        cases++;
+      }
+    }
+    expect(cases).toBeGreaterThan(50);
+  });
+
+  it('65,536 groups (the largest group sort and room scan)', async () => {
+    const rand = rngFor('balance many groups');
+    await expectBalanceLikeCpu(balanceCase(rand, 70_001, 65_536, { deal: 'home', maxRounds: 2 }), 'R=65536 home');
+  });
+
+  it('a bucket longer than one keep dispatch, and a block longer than one pair-step chunk', async () => {
+    const rand = rngFor('balance long buckets');
+    // Every item sampled on rank 0: one bucket of 40,000 (past llvmpipe's keep budget of 16,384).
+    const inp = balanceCase(rand, 40_000, 3, { deal: 'home' });
+    inp.home.fill(0);
+    await expectBalanceLikeCpu(inp, 'one long bucket');
+    await expectBalanceLikeCpu(balanceCase(rand, 9_000, 2, { deal: 'snake', cap: 'loose' }), '4,500-item blocks');
+  });
+
+  it('4,194,305 items (more than 65,535 workgroups per dispatch): the home deal', async () => {
+    // The deal's per-position kernels past the 2-D dispatch limit (a round's use the same index
+    // arithmetic; one round here would double llvmpipe's minutes of radix sorting).
+    const rand = rngFor('balance huge');
+    await expectBalanceLikeCpu(balanceCase(rand, 65_535 * 64 + 65, 256, { deal: 'home', maxRounds: 0, spread: 300 }), '4.2M items');
+  });
+
+  it('rejects inputs outside its contract', async () => {
+    const inp = balanceCase(rngFor('balance bad'), 10, 3, { deal: 'home' });
+    await expect(gpu.balance({ ...inp, groups: 0 })).rejects.toThrow(RangeError);
+    await expect(gpu.balance({ ...inp, home: Int32Array.from(inp.home, () => 5) })).rejects.toThrow(RangeError);
+    await expect(gpu.balance({ ...inp, tokens: inp.tokens.subarray(1) })).rejects.toThrow(RangeError);
+    await expect(gpu.balance({ ...inp, cap: NaN })).rejects.toThrow(RangeError);
   });
 });

@@ -77,14 +77,11 @@ async function roundsValid(inp: PartitionInput, target: number, lb: number, acce
   let win: (PartitionResult & { score: number }) | null = null;
   if (sampledRank.length === inp.order.length) {
     const home = await roundsPartition(inp, { deal: 'home', sampledRank, target }, accel);
-    if (feasible(inp, home.group)) win = { group: home.group, algorithm: 'home+rounds', placed: true, score: maxOf(groupLoads(inp, home.group)) };
+    if (home.valid) win = { group: home.group, algorithm: 'home+rounds', placed: true, score: home.maxLoad };
   }
   if (!win || win.score > qualityBar(inp, lb)) {
     const snake = await roundsPartition(inp, { deal: 'snake', target }, accel);
-    if (feasible(inp, snake.group)) {
-      const score = maxOf(groupLoads(inp, snake.group));
-      if (!win || score < win.score) win = { group: snake.group, algorithm: 'snake+rounds', score };
-    }
+    if (snake.valid && (!win || snake.maxLoad < win.score)) win = { group: snake.group, algorithm: 'snake+rounds', score: snake.maxLoad };
   }
   return win;
 }

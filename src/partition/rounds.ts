@@ -27,6 +27,9 @@ export interface RoundsOutcome {
   rounds: number;
   steps: number;
   polishSteps: number;
+  /** The largest group load, and whether every group meets the token cap and equal counts. */
+  maxLoad: number;
+  valid: boolean;
 }
 
 /** Costs, tokens and sampled ranks by position in cost order (the balancer's view of a phase). */
@@ -62,11 +65,24 @@ export async function roundsPartition(inp: PartitionInput, opts: RoundsOptions, 
   const view = byPosition(inp, opts.deal === 'home' ? opts.sampledRank : undefined);
   const cap = inp.cap ?? Infinity, q = inp.equalCount ? Math.floor(n / R) : -1;
   const res = await accel.balance({ ...view, groups: R, target: opts.target, cap, q, deal: opts.deal, maxRounds: opts.maxRounds ?? MAX_BALANCE_ROUNDS });
-  const s = arenaOf({ cost: view.cost, tokens: view.tokens, groups: R, cap, q }, res.group);
+  const s = res.state ?? arenaOf({ cost: view.cost, tokens: view.tokens, groups: R, cap, q }, res.group);
   const polished = polish(s, opts.target, opts.polishSteps ?? R);
   const group = new Int32Array(n);
-  for (let k = 0; k < n; k++) group[order[k]] = s.group[k];
-  return { group, rounds: res.rounds, steps: res.steps, polishSteps: polished };
+  toItemOrder(order, s.group, group);
+  return { group, rounds: res.rounds, steps: res.steps, polishSteps: polished, maxLoad: s.load[s.sorted[R - 1]], valid: meetsConstraints(s, n) };
+}
+
+function toItemOrder(order: Uint32Array, byPos: Int32Array, group: Int32Array): void {
+  for (let k = 0; k < order.length; k++) group[order[k]] = byPos[k];
+}
+
+/** Token cap and equal counts, from the groups' sums (what feasible() checks item by item). */
+function meetsConstraints(s: BalanceState, n: number): boolean {
+  for (let g = 0; g < s.R; g++) {
+    if (s.tok[g] > s.cap) return false;
+    if (s.q >= 0 && (s.size[g] < Math.floor(n / s.R) || s.size[g] > Math.floor(n / s.R) + 1)) return false;
+  }
+  return true;
 }
 
 /** After a step is found, scan this many further lighter groups for a better one. */

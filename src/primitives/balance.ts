@@ -41,7 +41,7 @@ export interface BalanceInput {
   groups: number;
   /** Integer target load (the rounds stop when no group is above it). */
   target: number;
-  /** Token cap per group (Infinity when none). */
+  /** Token cap per group (Infinity when none; never NaN). */
   cap: number;
   /** Equal counts: ⌊n/R⌋ (moves only q+1 → q); −1 when counts are free. */
   q: number;
@@ -55,13 +55,18 @@ export interface BalanceResult {
   rounds: number;
   /** Steps applied over all rounds. */
   steps: number;
+  /**
+   * The final state (its `group` is the one above), where the implementation has it on the host
+   * (the CPU reference): the caller's polish continues from it instead of rebuilding it.
+   */
+  state?: BalanceState;
 }
 
 export function balanceCpu(inp: BalanceInput): BalanceResult {
   const group = inp.deal === 'snake' ? snakeDeal(inp.cost.length, inp.groups) : homeDeal(inp);
   const s = arenaOf(inp, group);
   const { rounds, steps } = runRounds(s, inp.target, inp.maxRounds);
-  return { group, rounds, steps };
+  return { group, rounds, steps, state: s };
 }
 
 /** The snake deal: position k to m = k mod 2R, mirrored to 2R−1−m on the way back. */
@@ -216,6 +221,7 @@ export function runRounds(s: BalanceState, target: number, maxRounds: number): {
   const pairs = new Int32Array(2 * half);
   const steps = new Int32Array(2 * half);
   const out = new Int32Array(2);
+  const scratch = new Int32Array(R), mark = new Uint8Array(R);
   let round = 0, total = 0;
   for (; round < maxRounds; round++) {
     let P = 0;
@@ -235,7 +241,7 @@ export function runRounds(s: BalanceState, target: number, maxRounds: number): {
     const applied = applySteps(s, pairs, steps, P);
     if (applied === 0) break;
     total += applied;
-    resort(s, pairs, P);
+    resort(s, pairs, P, scratch, mark);
   }
   return { rounds: round, steps: total };
 }
@@ -325,17 +331,22 @@ function removeAt(s: BalanceState, g: number, k: number): void {
  * s.sorted again by (load, index) after the pairs' groups changed: the unchanged groups keep
  * their relative order, so the changed ones are sorted and merged in (O(R + P log P)).
  */
-function resort(s: BalanceState, pairs: Int32Array, P: number): void {
+function resort(s: BalanceState, pairs: Int32Array, P: number, scratch: Int32Array, mark: Uint8Array): void {
   const { R, sorted, load } = s;
-  const changed = pairs.slice(0, 2 * P).sort((a, b) => load[a] - load[b] || a - b);
-  const mark = new Uint8Array(R);
-  for (let i = 0; i < 2 * P; i++) mark[changed[i]] = 1;
-  const rest = new Int32Array(R - 2 * P);
+  const m = 2 * P;
+  const changed = scratch.subarray(0, m);
+  changed.set(pairs.subarray(0, m));
+  changed.sort((a, b) => load[a] - load[b] || a - b);
+  for (let i = 0; i < m; i++) mark[changed[i]] = 1;
+  // The unchanged groups, in order, into the rest of scratch; then merge back into sorted.
+  const rest = scratch.subarray(m, R);
   let w = 0;
   for (let i = 0; i < R; i++) if (!mark[sorted[i]]) rest[w++] = sorted[i];
+  for (let i = 0; i < m; i++) mark[changed[i]] = 0;
   let a = 0, b = 0;
+  const nr = R - m;
   for (let i = 0; i < R; i++) {
-    if (b >= changed.length || (a < rest.length && (load[rest[a]] < load[changed[b]] || (load[rest[a]] === load[changed[b]] && rest[a] < changed[b])))) sorted[i] = rest[a++];
+    if (b >= m || (a < nr && (load[rest[a]] < load[changed[b]] || (load[rest[a]] === load[changed[b]] && rest[a] < changed[b])))) sorted[i] = rest[a++];
     else sorted[i] = changed[b++];
   }
 }

@@ -63,13 +63,14 @@ export function pairStep(a: PairArena, h: number, l: number, bestV: number, out:
       if (v < bestV) { bestV = v; out[0] = t; out[1] = -1; }
     }
   }
-  // The search point c_x − g/2 grows with c_x, so one pointer walks l.
+  // The search point c_x − g/2 grows with c_x, so one pointer walks l. Both walks gallop: where
+  // few lengths exist (images), runs of equal costs are long.
   let k = 0;
   for (let x = 0; x < hn && bestV > floorV; x++) {
     const cx = mc[ho + x];
-    if (x + 1 < hn && mc[ho + x + 1] === cx) continue;
+    if (x + 1 < hn && mc[ho + x + 1] === cx) x = lastOfRun(mc, ho, x, hn);
     const want = cx - half;
-    while (k < ln && mc[lo + k] < want) k++;
+    if (k < ln && mc[lo + k] < want) k = firstAtLeast(mc, lo, k, ln, want);
     for (let t = k; t >= k - 1; t--) {
       if (t < 0 || t >= ln) continue;
       const d = cx - mc[lo + t];
@@ -81,6 +82,31 @@ export function pairStep(a: PairArena, h: number, l: number, bestV: number, out:
     }
   }
   return bestV;
+}
+
+/** The last index of the run of costs equal to mc[o + x] (x < n), galloping then bisecting. */
+function lastOfRun(mc: Float64Array, o: number, x: number, n: number): number {
+  const c = mc[o + x];
+  let step = 1;
+  while (x + step < n && mc[o + x + step] === c) { x += step; step *= 2; }
+  let hi = Math.min(x + step, n); // mc[o + x] === c; mc[o + hi] !== c (or hi === n)
+  while (hi - x > 1) {
+    const mid = (x + hi) >> 1;
+    if (mc[o + mid] === c) x = mid; else hi = mid;
+  }
+  return x;
+}
+
+/** The first index ≥ k (k < n, mc[o + k] < want) with mc ≥ want, or n: galloping then bisecting. */
+function firstAtLeast(mc: Float64Array, o: number, k: number, n: number, want: number): number {
+  let step = 1;
+  while (k + step < n && mc[o + k + step] < want) { k += step; step *= 2; }
+  let hi = Math.min(k + step, n); // mc[o + k] < want; mc[o + hi] >= want (or hi === n)
+  while (hi - k > 1) {
+    const mid = (k + hi) >> 1;
+    if (mc[o + mid] < want) k = mid; else hi = mid;
+  }
+  return hi;
 }
 
 /**

@@ -96,6 +96,7 @@ function checkInput(inp: BalanceInput): void {
   if (!(Number.isInteger(R) && R >= 1 && R <= MAX_BALANCE_GROUPS)) throw new RangeError(`balance: groups is ${R}, expected an integer in [1, ${MAX_BALANCE_GROUPS}]`);
   if (!(Number.isInteger(target) && target >= 0 && target < TWO_53)) throw new RangeError(`balance: target is ${target}, expected an integer in [0, 2^53)`);
   if (!(Number.isInteger(maxRounds) && maxRounds >= 0)) throw new RangeError(`balance: maxRounds is ${maxRounds}`);
+  if (Number.isNaN(inp.cap)) throw new RangeError('balance: cap is NaN (Infinity for none)');
   if (!(inp.q === -1 || (Number.isInteger(inp.q) && inp.q >= 0 && inp.q < 0xffffffff))) throw new RangeError(`balance: q is ${inp.q}`);
 }
 

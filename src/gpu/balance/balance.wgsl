@@ -73,7 +73,7 @@ struct Params {
   extra: u32,   // n mod R
   budget: u32,
   maxRounds: u32,
-  noStep: u32,  // the cap is negative: no step is ever valid
+  noStep: u32,  // the cap is negative: nothing is kept, no step is ever valid
 }
 
 struct Group {
@@ -123,6 +123,7 @@ fn target64() -> vec2<u32> {
 }
 
 fn withinCap(t: vec2<u32>) -> bool {
+  if (params.noStep != 0u) { return false; } // a negative cap: nothing fits
   return params.hasCap == 0u || le64(t, vec2<u32>(params.capLo, params.capHi));
 }
 
