@@ -114,6 +114,8 @@ export interface PlanStats {
   backend: 'cpu' | 'webgpu';
   planMs: number;
   adapter?: string;
+  /** Why this backend ran the plan ("backend cpu", "auto: llvmpipe … is a software adapter, …"). */
+  backendReason?: string;
   /**
    * ms per stage of the data flow (items, sort, partition, placement, output: together planMs),
    * then the accelerator's share of them: scan, candidates (cut evaluation) and pairSteps

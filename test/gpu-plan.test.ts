@@ -118,6 +118,23 @@ describe('GPU plan = CPU plan', () => {
   });
 });
 
+describe('backend choice', () => {
+  it('auto passes over a software adapter (the CPU plans faster there) and says why in stats', async () => {
+    const software = /llvmpipe|lavapipe|softpipe|swiftshader|\(opengles\)/i.test(gpu.adapter);
+    const auto = await getAccelerator('auto', { warn: () => {} });
+    try {
+      const { config, examples } = generateWorkload({ ranks: 8, examples: 64, seed: 3 });
+      const p = await plan(examples, config, {}, auto);
+      expect(auto.backend).toBe(software ? 'cpu' : 'webgpu');
+      expect(p.stats.backendReason).toMatch(software ? /^auto: .* is a software adapter, where the CPU path plans faster/ : /^auto: a hardware WebGPU adapter/);
+      expect((await plan(examples, config, {}, gpu)).stats.backendReason).toBe('backend gpu');
+      expect(phasesJson(p)).toBe(phasesJson(await plan(examples, config, {}, gpu)));
+    } finally {
+      auto.destroy();
+    }
+  });
+});
+
 describe('CLI --backend gpu', () => {
   it('prints the same phases as --backend cpu, byte for byte', async () => {
     const { run } = await import('../src/cli.js');

@@ -126,6 +126,40 @@ describe('invariants on random batches', () => {
   }
 });
 
+describe('best on large phases (the data-parallel result where it is within the bar)', () => {
+  it('best ≤ max(bound + max(0.1%, smallest item), min(lpt, kk)); rounds and best place every item once, honour caps and counts', async () => {
+    const rand = mulberry(testSeed('best large'));
+    for (let trial = 0; trial < 3; trial++) {
+      const ranks = [16, 64, 100][trial];
+      // ~22,000 images: the vision phase is large enough for best's rounds.
+      const { config, examples } = generateWorkload({ ranks, examples: 8000, seed: 1 + Math.floor(rand() * 1000) });
+      const vision = config.phases[0];
+      delete vision.maxTokensPerRank; // sized for ~32 examples a rank, not hundreds
+      // Equal counts on it in one trial, a token cap a little above the mean in another.
+      if (trial === 1) vision.equalCount = true;
+      if (trial === 2) {
+        const images = [...expectedItems(examples, config)[0].values()];
+        vision.maxTokensPerRank = Math.ceil((images.reduce((s, x) => s + x.tokens, 0) / ranks) * 1.01) + Math.max(...images.map((x) => x.tokens));
+      }
+      const max: Record<string, number[]> = {};
+      const plans: Record<string, Awaited<ReturnType<typeof plan>>> = {};
+      for (const algorithm of ['lpt', 'kk', 'rounds', 'best'] as Algorithm[]) {
+        plans[algorithm] = await plan(examples, config, { algorithm });
+        max[algorithm] = checkPlan(plans[algorithm], examples, config);
+      }
+      const items = expectedItems(examples, config);
+      plans.best.phases.forEach((ph, i) => {
+        const smallest = Math.min(...[...items[i].values()].map((x) => x.cost));
+        const bar = ph.lowerBound + Math.max(0.001 * ph.lowerBound, smallest);
+        const label = `trial ${trial} phase ${ph.name} (${ph.algorithm})`;
+        expect(max.best[i], label).toBeLessThanOrEqual(Math.max(bar, Math.min(max.lpt[i], max.kk[i])) * (1 + 1e-9));
+        if (/rounds/.test(ph.algorithm)) expect(max.best[i], label).toBeLessThanOrEqual(bar * (1 + 1e-9));
+      });
+      expect(plans.best.phases.some((ph) => /rounds/.test(ph.algorithm)), `trial ${trial}: some phase takes the rounds result`).toBe(true);
+    }
+  });
+});
+
 describe('quality on the built-in workload', () => {
   const { config, examples } = generateWorkload({ ranks: 64, examples: 64 * 24, seed: 7 });
 

@@ -20,7 +20,7 @@ import { sortDescGpu } from './sort/sort.js';
 export type { CutPath, PairPath } from './context.js';
 export { parallelCutMinItems } from './cuts/cuts.js';
 export { pairStepsMinItems } from './pairs/pairs.js';
-export { GpuUnavailableError } from './device.js';
+export { GpuUnavailableError, SoftwareAdapterError } from './device.js';
 
 /** The profile of one call (the Accelerator contract's CallProfile). */
 export type GpuCallProfile = CallProfile;
@@ -73,8 +73,9 @@ async function checked<T>(device: GPUDevice, fn: () => Promise<T>): Promise<T> {
  * `pairPath` forces pairSteps onto the GPU or the host (default "auto", see pairStepsMinItems);
  * `cutChunkBytes` lowers the parallel path's per-chunk buffer cap (tests use it to force many chunks). Throws GpuUnavailableError when no adapter or device can be had.
  */
-export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean; cutPath?: CutPath; pairPath?: PairPath; cutChunkBytes?: number } = {}): Promise<GpuAccelerator> {
+export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean; cutPath?: CutPath; pairPath?: PairPath; cutChunkBytes?: number; allowSoftware?: boolean; reason?: string } = {}): Promise<GpuAccelerator> {
   const { device, adapterName, software, timestamps } = await acquireDevice(opts);
+  const reason = opts.reason ?? `WebGPU adapter ${adapterName}`;
   let ctx: Context;
   try {
     const k = await createKernels(device, software);
@@ -95,6 +96,7 @@ export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps
   return {
     backend: 'webgpu',
     adapter: adapterName,
+    reason,
     timestamps: ctx.query !== null,
     cutPath: ctx.cutPath,
     parallelCutMinItems: parallelCutMinItems(software),

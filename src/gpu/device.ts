@@ -12,6 +12,14 @@ export class GpuUnavailableError extends Error {
   }
 }
 
+/** `auto` passes over a software adapter (the CPU path plans faster there). */
+export class SoftwareAdapterError extends Error {
+  constructor(readonly adapterName: string) {
+    super(`${adapterName} is a software adapter`);
+    this.name = 'SoftwareAdapterError';
+  }
+}
+
 export interface GpuDevice {
   device: GPUDevice;
   /** e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe-llvm-15-0-6-256-bits (opengles)". */
@@ -95,7 +103,7 @@ function limitsFor(adapter: GPUAdapter): Record<string, number> {
  * The default adapter (Vulkan/Metal/D3D12 on real GPUs), else the OpenGL ES compatibility
  * adapter (Mesa llvmpipe on a headless Linux box, through surfaceless EGL).
  */
-export async function acquireDevice(opts: { verbose?: boolean; timestamps?: boolean } = {}): Promise<GpuDevice> {
+export async function acquireDevice(opts: { verbose?: boolean; timestamps?: boolean; allowSoftware?: boolean } = {}): Promise<GpuDevice> {
   installWebGpuGlobals();
   // Without a display, Mesa's EGL needs the surfaceless platform or eglInitialize fails.
   process.env.EGL_PLATFORM ??= 'surfaceless';
@@ -113,6 +121,10 @@ export async function acquireDevice(opts: { verbose?: boolean; timestamps?: bool
       const gpu = quiet(() => create(flags));
       const adapter = await quiet(() => gpu.requestAdapter(attempt.options));
       if (!adapter) { failures.push(`${attempt.backend}: no adapter`); continue; }
+      const adapterName = adapterLabel(adapter, attempt.backend);
+      const software = attempt.backend === 'opengles' || /llvmpipe|lavapipe|softpipe|swiftshader/i.test(adapterName);
+      // Before any device exists: passing over a software adapter costs only the probe.
+      if (software && opts.allowSoftware === false) throw new SoftwareAdapterError(adapterName);
       const requiredLimits = limitsFor(adapter);
       let timestamps = opts.timestamps === true && adapter.features.has('timestamp-query');
       let device: GPUDevice;
@@ -125,10 +137,9 @@ export async function acquireDevice(opts: { verbose?: boolean; timestamps?: bool
       }
       // Keep the instance alive as long as the device (dawn.node tears both down together).
       (device as unknown as { __postbalanceGpu?: GPU }).__postbalanceGpu = gpu;
-      const adapterName = adapterLabel(adapter, attempt.backend);
-      const software = attempt.backend === 'opengles' || /llvmpipe|lavapipe|softpipe|swiftshader/i.test(adapterName);
       return { device, adapterName, software, timestamps };
     } catch (err) {
+      if (err instanceof SoftwareAdapterError) throw err;
       failures.push(`${attempt.backend}: ${(err as Error).message ?? String(err)}`);
     }
   }

@@ -7,7 +7,7 @@ import { buildPhaseItems } from '../items.js';
 import { bestEligible } from '../partition/index.js';
 import { kkInBackground, type KkJob } from '../partition/kk-background.js';
 import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
-import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult, type CompactPlan } from '../types.js';
+import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult, type PlanStats, type CompactPlan } from '../types.js';
 import { toCompactPlan, toPlanDocument } from './format.js';
 import { stageBreakdown, stopwatch, timedAccelerator, round3, type AcceleratorTimes, type Stopwatch } from './instrument.js';
 import { emptyPhase, partitionPhase, placePhase, sortPhase, type SortedPhase } from './phase.js';
@@ -101,7 +101,8 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
     for (let i = 0; i < ex.length; i++) rankOfExample[ex[i]] = rk[i];
   }
   sw.lap('placement');
-  const stats = { algorithm, backend: accel.backend, planMs: 0, adapter: accel.adapter };
+  const stats: PlanStats = { algorithm, backend: accel.backend, planMs: 0, adapter: accel.adapter };
+  if (accelIn.reason !== undefined) stats.backendReason = accelIn.reason;
   return { result: { ranks: R, phases, routeTo, rankOfExample, stats }, sw, times, t0 };
 }
 

@@ -81,6 +81,8 @@ export interface Accelerator {
   readonly lastCall?: CallProfile | null;
   /** Whether kernel times are measured with timestamp queries (CallProfile.kernelMs). */
   readonly timestamps?: boolean;
+  /** Why this accelerator runs the plan (stats.backendReason), where a backend choice made it. */
+  readonly reason?: string;
 }
 
 export const cpuAccelerator: Accelerator = {
