@@ -1,6 +1,7 @@
 // Stage 1: parse and validate the config and the batch. Everything a user can get wrong is
 // caught here with a one-line error naming the line and the field, before any planning starts.
 import { describe, inputError } from './errors.js';
+import { numericIdProblem, spellingsOf, type JsonPath } from './json-numbers.js';
 import type { Batch, Config, CostModel, Example, PhaseConfig } from './types.js';
 
 const MAX_U32 = 0xffffffff;
@@ -162,13 +163,22 @@ function batchBuilder(config: Config) {
     return v;
   }
 
-  function add(ex: unknown, where: string, line = 0): void {
+  /** `idSpelling`: how the user wrote a numeric id (from the JSON text); default: as JS prints it. */
+  function add(ex: unknown, where: string, line = 0, idSpelling?: () => string): void {
     if (!isObject(ex)) throw inputError(where, `must be a JSON object, got ${describe(ex)}`);
     const id = ex.id;
     if ((typeof id !== 'string' || id === '') && (typeof id !== 'number' || !Number.isFinite(id))) {
       throw inputError(`${where}, field "id"`, `must be a non-empty string or a number, got ${describe(id)}`);
     }
-    const sid = String(id);
+    let sid: string;
+    if (typeof id === 'number') {
+      // The plan names the id as written, or the id is refused: never a rounded number.
+      sid = idSpelling ? idSpelling() : String(id);
+      const problem = numericIdProblem(sid, id);
+      if (problem) throw inputError(`${where}, field "id"`, problem);
+    } else {
+      sid = id;
+    }
     const first = seen.get(sid);
     if (first !== undefined) throw inputError(`${where}, field "id"`, `duplicate id ${JSON.stringify(sid)} (first at ${first})`);
     seen.set(sid, where);
@@ -209,6 +219,8 @@ function batchBuilder(config: Config) {
   return { add, finish };
 }
 
+const topLevelId = (p: JsonPath) => (p.length === 1 && p[0] === 'id' ? 0 : undefined);
+
 /** Parse a JSONL batch (one example per line; blank lines are skipped). */
 export function parseBatch(text: string, config: Config): Batch {
   text = stripBom(text);
@@ -228,15 +240,22 @@ export function parseBatch(text: string, config: Config): Batch {
     } catch (e) {
       throw inputError(`batch line ${lineNo}`, `malformed JSON (${(e as Error).message.split('\n')[0]})`);
     }
-    b.add(obj, `batch line ${lineNo}`, lineNo);
+    const id = (obj as { id?: unknown } | null)?.id;
+    b.add(obj, `batch line ${lineNo}`, lineNo, typeof id === 'number' ? () => spellingsOf(line, topLevelId)(0, id) : undefined);
   }
   return b.finish();
 }
 
-/** Build a batch from example objects (the library's and the sidecar's entry point). */
-export function batchFromExamples(examples: readonly Example[] | readonly unknown[], config: Config): Batch {
+/**
+ * Build a batch from example objects (the library's and the sidecar's entry point).
+ * `idSpelling(i)`: how example i's numeric id was written, where the caller has the JSON text.
+ */
+export function batchFromExamples(examples: readonly Example[] | readonly unknown[], config: Config, idSpelling?: (index: number, value: number) => string): Batch {
   if (!Array.isArray(examples)) throw inputError('batch', 'must be an array of examples');
   const b = batchBuilder(config);
-  for (let i = 0; i < examples.length; i++) b.add(examples[i], `batch example ${i}`);
+  for (let i = 0; i < examples.length; i++) {
+    const id = (examples[i] as { id?: unknown } | null)?.id;
+    b.add(examples[i], `batch example ${i}`, 0, idSpelling && typeof id === 'number' ? () => idSpelling(i, id) : undefined);
+  }
   return b.finish();
 }

@@ -9,9 +9,22 @@
 // anything malformed; the server turns that into {"id":..,"error":".."}.
 import { describe, inputError } from '../errors.js';
 import { modalitiesOf, stripBom } from '../input.js';
+import { spellingsOf } from '../json-numbers.js';
 import { ALGORITHMS, PLAN_FORMATS, type Algorithm, type Config, type Example, type PlanFormat, type PlanOptions } from '../types.js';
 
 export type RequestId = string | number | null;
+
+/** What the server knows of a request's id: its value, and its JSON text as written. */
+export interface IdOut {
+  id: RequestId;
+  /** The id as the request spelled it (a number keeps its digits: 9007199254740993 stays so). */
+  json?: string;
+}
+
+/** The id for a response: as the request wrote it. */
+export function idJson(out: IdOut): string {
+  return out.json ?? JSON.stringify(out.id);
+}
 
 export interface Request {
   id: RequestId;
@@ -40,27 +53,52 @@ function isId(v: unknown): v is string | number {
  * left guessing. Anything else answers with id null.
  */
 export function recoverId(head: string): RequestId {
-  const m = /^\s*\{\s*"id"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(head);
-  if (!m) return null;
+  return recoverIdOut(head).id;
+}
+
+/** recoverId with the id's text as written. */
+export function recoverIdOut(head: string): IdOut {
+  const m = /^\s*\{\s*"id"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|"(?:[^"\\]|\\.)*")\s*[,}]/.exec(stripBom(head));
+  if (!m) return { id: null };
   try {
     const v: unknown = JSON.parse(m[1]);
-    return isId(v) ? v : null;
+    return isId(v) ? { id: v, json: typeof v === 'number' ? m[1] : undefined } : { id: null };
   } catch {
-    return null;
+    return { id: null };
   }
 }
 
+/** The request id's source text: from the line's head where it comes first, else by a scan. */
+function numberAsWritten(line: string, v: number): string {
+  const head = recoverIdOut(line.slice(0, 256));
+  if (head.json !== undefined && head.id === v) return head.json;
+  return spellingsOf(line, (p) => (p.length === 1 && p[0] === 'id' ? 0 : undefined))(0, v);
+}
+
+/**
+ * How example i's numeric id was written in the request `line`: batch[i].id, or compact.ids[i].
+ * The line is scanned at most once, and only when an id may be spelled unlike its value.
+ */
+export function itemIdSpellings(line: string, form: 'batch' | 'compact'): (index: number, value: number) => string {
+  return spellingsOf(line, form === 'batch'
+    ? (p) => (p.length === 3 && p[0] === 'batch' && p[2] === 'id' ? (p[1] as number) : undefined)
+    : (p) => (p.length === 3 && p[0] === 'compact' && p[1] === 'ids' ? (p[2] as number) : undefined));
+}
+
 /** Parse one line into a request. Throws InputError; `idOut.id` is set as soon as it is known. */
-export function decodeRequest(line: string, idOut: { id: RequestId }): Request {
+export function decodeRequest(line: string, idOut: IdOut): Request {
   let obj: unknown;
   try {
     obj = JSON.parse(stripBom(line));
   } catch (e) {
-    idOut.id = recoverId(line.slice(0, 256));
+    Object.assign(idOut, recoverIdOut(line.slice(0, 256)));
     throw inputError('request', `malformed JSON (${(e as Error).message.split('\n')[0]})`);
   }
   if (!isObject(obj)) throw inputError('request', 'must be a JSON object like {"id":1,"batch":[...]}');
-  if (isId(obj.id)) idOut.id = obj.id;
+  if (isId(obj.id)) {
+    idOut.id = obj.id;
+    if (typeof obj.id === 'number') idOut.json = numberAsWritten(line, obj.id);
+  }
   else if (obj.id === undefined) throw inputError('request', 'has no "id" (a number or a string)');
   else throw inputError('request "id"', `must be a number or a string, got ${describe(obj.id)}`);
   for (const k of Object.keys(obj)) {

@@ -8,7 +8,7 @@ import { batchFromExamples, validateConfig } from '../input.js';
 import { formatCompactPlan, formatPlan, planBatch, planCompact } from '../plan/index.js';
 import type { Config, PlanFormat, PlanOptions } from '../types.js';
 import { readLines, type Line } from './lines.js';
-import { decodeRequest, expandCompact, recoverId, type RequestId } from './protocol.js';
+import { decodeRequest, expandCompact, idJson, itemIdSpellings, recoverIdOut, type IdOut } from './protocol.js';
 
 export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024;
 
@@ -30,8 +30,8 @@ export interface ServeStats {
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-function errorResponse(id: RequestId, message: string): string {
-  return JSON.stringify({ id, error: message.replace(/\s*\n\s*/g, ' ') });
+function errorResponse(id: IdOut, message: string): string {
+  return `{"id":${idJson(id)},"error":${JSON.stringify(message.replace(/\s*\n\s*/g, ' '))}}`;
 }
 
 export class Session {
@@ -46,12 +46,12 @@ export class Session {
       this.stats.requests++;
       this.stats.errors++;
       const limit = this.opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-      return errorResponse(recoverId(line.head), `request: ${line.bytes} bytes is over the limit of ${limit} bytes (serve --max-request-bytes)`);
+      return errorResponse(recoverIdOut(line.head), `request: ${line.bytes} bytes is over the limit of ${limit} bytes (serve --max-request-bytes)`);
     }
     if (line.text.trim() === '') return null;
     this.stats.requests++;
     const t0 = performance.now();
-    const idOut: { id: RequestId } = { id: null };
+    const idOut: IdOut = { id: null };
     try {
       const req = decodeRequest(line.text, idOut);
       // A request's config is installed only once the whole request has succeeded: one that
@@ -59,29 +59,32 @@ export class Session {
       const config = req.config !== undefined ? validateConfig(req.config) : this.config;
       if (req.batch === undefined && req.compact === undefined) {
         const c = (this.config = config!);
-        return JSON.stringify({
-          id: req.id, ok: true, ranks: c.ranks, ranksPerNode: c.ranksPerNode, phases: c.phases.map((p) => p.name),
+        return `{"id":${idJson(idOut)},` + JSON.stringify({
+          ok: true, ranks: c.ranks, ranksPerNode: c.ranksPerNode, phases: c.phases.map((p) => p.name),
           backend: this.opts.accel.backend, adapter: this.opts.accel.adapter,
-        });
+        }).slice(1);
       }
       if (!config) throw new InputError('request: no config yet: send {"id":..,"config":{...}} before batches');
       const examples = req.compact !== undefined ? expandCompact(req.compact, config) : req.batch;
       if (!Array.isArray(examples)) throw new InputError('request "batch": must be an array of examples');
-      const batch = batchFromExamples(examples, config);
+      // Numeric ids keep the spelling they have in the request (or are refused): compact ids
+      // that default to the example's index need no such check.
+      const written = req.compact === undefined ? 'batch' : (req.compact as { ids?: unknown }).ids !== undefined ? 'compact' : null;
+      const batch = batchFromExamples(examples, config, written ? itemIdSpellings(line.text, written) : undefined);
       const options = { ...this.opts.defaults, ...req.options };
       // Splice the CLI's exact serialisation in: the plan bytes are the CLI's bytes.
       const text = (req.format ?? this.opts.format ?? 'full') === 'compact'
         ? formatCompactPlan(await planCompact(batch, config, options, this.opts.accel))
         : formatPlan(await planBatch(batch, config, options, this.opts.accel));
-      const response = `{"id":${JSON.stringify(req.id)},"plan":${text},"serveMs":${round3(performance.now() - t0)}}`;
+      const response = `{"id":${idJson(idOut)},"plan":${text},"serveMs":${round3(performance.now() - t0)}}`;
       this.config = config;
       return response;
     } catch (e) {
       this.stats.errors++;
-      if (e instanceof InputError) return errorResponse(idOut.id, e.message);
+      if (e instanceof InputError) return errorResponse(idOut, e.message);
       const msg = e instanceof Error ? e.message : String(e);
       if (process.env.POSTBALANCE_DEBUG) process.stderr.write(String(e instanceof Error ? e.stack : e) + '\n');
-      return errorResponse(idOut.id, `internal error: ${msg.split('\n')[0]}`);
+      return errorResponse(idOut, `internal error: ${msg.split('\n')[0]}`);
     }
   }
 }
