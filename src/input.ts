@@ -6,6 +6,36 @@ import type { Batch, Config, CostModel, Example, PhaseConfig } from './types.js'
 
 const MAX_U32 = 0xffffffff;
 export const MAX_RANKS = 65536;
+
+// Limits on one batch (a CLI batch file or one sidecar request), chosen so that a plan at the
+// limits fits the default Node heap of a 24 GB box with room to spare (docs/BENCHMARKS.md). Each
+// is checked before the allocation it protects, and passing one is a one-line error.
+/** Examples per batch. */
+export const MAX_EXAMPLES = 1 << 20;
+/** Segments (lengths, over all modalities) per batch. */
+export const MAX_SEGMENTS = 1 << 22;
+/**
+ * JSON values on one batch line or in one sidecar request, counted before parsing as the commas,
+ * "[" and "{" in the text (each value but the first in a container follows a comma; every
+ * container opens with a bracket).
+ */
+export const MAX_JSON_VALUES = 1 << 24;
+/** Bytes of one CLI input (batch or config); the sidecar's --max-request-bytes defaults to the same. */
+export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Whether `text` holds MAX_JSON_VALUES values or more (see there), which only a text at least
+ * that long can. Cheap, and done before JSON.parse, whose memory grows with the values.
+ */
+export function overValueLimit(text: string): boolean {
+  if (text.length < MAX_JSON_VALUES) return false;
+  let values = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c === 0x2c || c === 0x5b || c === 0x7b) && ++values >= MAX_JSON_VALUES) return true; // , [ {
+  }
+  return false;
+}
 const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
 
 /**
@@ -152,6 +182,7 @@ function batchBuilder(config: Config) {
   const ranks: number[] = [];
   const lines: number[] = [];
   const seen = new Map<string, string>();
+  let segmentCount = 0;
   const lens = new Map<string, number[]>(modalities.map((m) => [m, []]));
   const offs = new Map<string, number[]>(modalities.map((m) => [m, [0]]));
 
@@ -166,6 +197,7 @@ function batchBuilder(config: Config) {
   /** `idSpelling`: how the user wrote a numeric id (from the JSON text); default: as JS prints it. */
   function add(ex: unknown, where: string, line = 0, idSpelling?: () => string): void {
     if (!isObject(ex)) throw inputError(where, `must be a JSON object, got ${describe(ex)}`);
+    if (ids.length >= MAX_EXAMPLES) throw inputError(where, `a batch holds at most ${MAX_EXAMPLES} examples; split it`);
     const id = ex.id;
     if ((typeof id !== 'string' || id === '') && (typeof id !== 'number' || !Number.isFinite(id))) {
       throw inputError(`${where}, field "id"`, `must be a non-empty string or a number, got ${describe(id)}`);
@@ -188,9 +220,16 @@ function batchBuilder(config: Config) {
     }
     for (const k of Object.keys(ex)) {
       if (k !== 'id' && k !== 'rank' && !lens.has(k)) {
-        throw inputError(`${where}, field "${k}"`, `unknown modality (config declares: ${modalities.join(', ')})`);
+        throw inputError(`${where}, field ${describe(k, 64)}`, `unknown modality (config declares: ${modalities.join(', ')})`);
       }
     }
+    let count = 0;
+    for (const m of modalities) {
+      const v = own(ex, m);
+      count += v === undefined || v === null ? 0 : Array.isArray(v) ? v.length : 1;
+    }
+    if (segmentCount + count > MAX_SEGMENTS) throw inputError(where, `a batch holds at most ${MAX_SEGMENTS} segments (lengths), this example brings it to ${segmentCount + count}; split it`);
+    segmentCount += count;
     for (const m of modalities) {
       const v = own(ex, m);
       const l = lens.get(m)!;
@@ -234,6 +273,7 @@ export function parseBatch(text: string, config: Config): Batch {
     const line = text.slice(start, end).trim();
     start = end + 1;
     if (line === '') continue;
+    if (overValueLimit(line)) throw inputError(`batch line ${lineNo}`, `more than ${MAX_JSON_VALUES} JSON values on one line (a batch holds at most ${MAX_SEGMENTS} segments)`);
     let obj: unknown;
     try {
       obj = JSON.parse(line);

@@ -1,12 +1,9 @@
 // The process around the CLI: real stdio, and an explicit exit once stdout is flushed (a live
 // Dawn instance would otherwise keep Node running). Shared by bin/ and the bundled CLI.
 import { run } from './cli.js';
+import { readCapped } from './commands/args.js';
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
+const readStdin = () => readCapped(process.stdin, 'stdin');
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<never> {
   // A plan that cannot be written (a full disk, a reader that went away: EPIPE) is an error, not

@@ -2,8 +2,9 @@
 // boolean flags, `-h`/`--help`. Strict: an unknown option, a missing value or a stray argument
 // is an InputError naming it, so a typo never silently falls back to a default. Then the value
 // readers the commands share, each with the same one-line message shape ("--flag: must be …").
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { MAX_INPUT_BYTES } from '../input.js';
 import type { CliIO } from './io.js';
 
 export interface FlagSpec {
@@ -103,14 +104,40 @@ export function keyValues(v: string | undefined, flag: string): Record<string, n
   return out;
 }
 
-/** A file's text, or stdin for "-"; `what` names the flag in the error. */
+/** A file's text, or stdin for "-"; `what` names the flag in the error. At most MAX_INPUT_BYTES. */
 export async function readInput(path: string, what: string, io: CliIO): Promise<string> {
   if (path === '-') return io.readStdin();
+  const where = `${what} ${JSON.stringify(path)}`;
+  let file: FileHandle | undefined;
   try {
-    return await readFile(path, 'utf8');
+    file = await open(path, 'r');
+    const { size } = await file.stat();
+    if (size > MAX_INPUT_BYTES) throw overLimit(where, size);
+    // A pipe or device reports no size: read it in chunks, up to the limit.
+    return size > 0 ? await file.readFile('utf8') : await readCapped(file.createReadStream({ autoClose: false }), where);
   } catch (e) {
-    throw new InputError(`${what} ${JSON.stringify(path)}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${where}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  } finally {
+    await file?.close();
   }
+}
+
+function overLimit(where: string, bytes: number | string): InputError {
+  return new InputError(`${where}: ${bytes} bytes is over the limit of ${MAX_INPUT_BYTES} bytes (256 MiB) for one input; split the batch`);
+}
+
+/** A stream's bytes as text, refused once past MAX_INPUT_BYTES (memory stays bounded). */
+export async function readCapped(chunks: AsyncIterable<Buffer | string>, where: string): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const c of chunks) {
+    const b = typeof c === 'string' ? Buffer.from(c) : c;
+    size += b.length;
+    if (size > MAX_INPUT_BYTES) throw overLimit(where, `more than ${MAX_INPUT_BYTES}`);
+    parts.push(b);
+  }
+  return Buffer.concat(parts, size).toString('utf8');
 }
 
 /** Writes a file a flag names; a failure is an InputError naming the flag and the reason. */

@@ -3,7 +3,7 @@
 // bound, how long planning took and what it moves; then the per-rank load before and after.
 import { BACKENDS, getAccelerator } from '../primitives/backend.js';
 import type { CliIO } from './io.js';
-import { batchFromExamples, MAX_RANKS } from '../input.js';
+import { batchFromExamples, MAX_EXAMPLES, MAX_RANKS } from '../input.js';
 import { planBatch } from '../plan/index.js';
 import { ALGORITHMS, type Plan } from '../types.js';
 import { generateWorkload } from '../workload.js';
@@ -44,7 +44,7 @@ export async function main(args: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const ranks = intFlag(f.ranks, '--ranks', 128, 1, MAX_RANKS);
-  const examples = intFlag(f.examples, '--examples', ranks * 32);
+  const examples = intFlag(f.examples, '--examples', Math.min(ranks * 32, MAX_EXAMPLES), 1, MAX_EXAMPLES);
   const seed = intFlag(f.seed, '--seed', 1, 0);
   const backend = oneOf(f.backend, BACKENDS, '--backend', 'cpu');
   const { config, examples: batchExamples } = generateWorkload({ ranks, examples, seed });

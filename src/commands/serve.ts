@@ -37,7 +37,8 @@ function parseArgs(args: string[]): { backend: Backend; defaults: PlanOptions; f
     backend: oneOf(f.backend, BACKENDS, '--backend', 'auto'),
     defaults,
     format: oneOf(f.format, PLAN_FORMATS, '--format', 'full'),
-    maxRequestBytes: intFlag(f['max-request-bytes'], '--max-request-bytes', DEFAULT_MAX_REQUEST_BYTES),
+    // A request line becomes one string: JavaScript's longest is 2^29 - 24 characters.
+    maxRequestBytes: intFlag(f['max-request-bytes'], '--max-request-bytes', DEFAULT_MAX_REQUEST_BYTES, 1, 2 ** 29 - 24),
   };
 }
 

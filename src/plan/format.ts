@@ -3,6 +3,7 @@
 // tokens, and optionally where each item came from and where its encoder output goes. The compact
 // form: per phase the rank of every item as one integer array in item order, and per-rank cost
 // and tokens, so a client that numbers items itself needs no ids at all.
+import { InputError } from '../errors.js';
 import type { CompactPhasePlan, CompactPlan, Config, Plan, PhasePlan, PhaseResult, PlanOptions, PlanResult, RankPlan } from '../types.js';
 import { tidy } from './phase.js';
 
@@ -23,9 +24,46 @@ export function toPlanDocument(result: PlanResult, config: Config, options: Plan
   return { ranks: result.ranks, phases, stats: result.stats };
 }
 
+/**
+ * Most characters of JSON one plan may take (ids dominate): the document is built as one string,
+ * written at once, and the sidecar wraps it in its response.
+ */
+export const MAX_PLAN_BYTES = 256 * 1024 * 1024;
+
 /** The CLI's output: one JSON document. Sidecar responses embed the same object. */
 export function formatPlan(plan: Plan): string {
-  return JSON.stringify(plan);
+  const size = planJsonSize(plan);
+  if (size > MAX_PLAN_BYTES) throw tooLarge(`about ${Math.ceil(size / 1e6)} MB`);
+  try {
+    return JSON.stringify(plan);
+  } catch (e) {
+    // Past the estimate only if ids are full of characters JSON must escape.
+    if (e instanceof RangeError) throw tooLarge('more than JavaScript\'s longest string');
+    throw e;
+  }
+}
+
+function tooLarge(size: string): InputError {
+  return new InputError(`plan: ${size} of JSON, over the limit of ${MAX_PLAN_BYTES} bytes (256 MiB) for one plan; use shorter ids or split the batch`);
+}
+
+/** The plan's JSON length, from above (ids as written, numbers at their widest in the plan). */
+export function planJsonSize(plan: Plan): number {
+  const digits = (x: number) => String(x).length;
+  const rank = Math.max(2, digits(plan.ranks - 1)) + 1; // a rank number (or -1) and its comma
+  let n = 1024;
+  for (const ph of plan.phases) {
+    let items = 0, bytes = 0;
+    for (const p of ph.exchange.pairs) { if (p[2] > items) items = p[2]; if (p[3] > bytes) bytes = p[3]; }
+    n += 512 + ph.name.length + (2 * rank + digits(items) + digits(bytes) + 4) * ph.exchange.pairs.length;
+    for (const r of ph.ranks) {
+      n += 96 + 3 * r.items.length;
+      for (let i = 0; i < r.items.length; i++) n += r.items[i].length;
+      if (r.from) n += rank * r.from.length;
+      if (r.routeRanks) n += rank * r.routeRanks.length;
+    }
+  }
+  return n;
 }
 
 /** The compact form from the item-indexed result (the rank arrays are the result's own). */

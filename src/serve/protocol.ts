@@ -8,7 +8,7 @@
 // Decoding turns a request into plain values and throws InputError with a one-line message for
 // anything malformed; the server turns that into {"id":..,"error":".."}.
 import { describe, inputError } from '../errors.js';
-import { modalitiesOf, stripBom } from '../input.js';
+import { MAX_EXAMPLES, MAX_SEGMENTS, modalitiesOf, stripBom } from '../input.js';
 import { spellingsOf } from '../json-numbers.js';
 import { ALGORITHMS, PLAN_FORMATS, type Algorithm, type Config, type Example, type PlanFormat, type PlanOptions } from '../types.js';
 
@@ -153,9 +153,14 @@ export function expandCompact(compact: unknown, config: Config): Example[] {
   const { ranks, ids, lengths } = compact;
   if (!Array.isArray(ranks)) throw inputError('compact.ranks', 'must be an array with the sampled rank of each example');
   const n = ranks.length;
+  if (n > MAX_EXAMPLES) throw inputError('compact.ranks', `has ${n} examples; a request holds at most ${MAX_EXAMPLES}`);
   if (ids !== undefined && (!Array.isArray(ids) || ids.length !== n)) throw inputError('compact.ids', `must be an array of ${n} ids (one per rank entry)`);
   if (lengths !== undefined && !isObject(lengths)) throw inputError('compact.lengths', 'must be an object of modality → column');
   const known = modalitiesOf(config);
+  // CSR columns are sliced into one array per example below: count their segments first.
+  let csr = 0;
+  for (const col of Object.values(lengths ?? {})) if (isObject(col) && Array.isArray(col.values)) csr += col.values.length;
+  if (csr > MAX_SEGMENTS) throw inputError('compact.lengths', `has ${csr} segments; a request holds at most ${MAX_SEGMENTS}`);
   const examples: Example[] = new Array(n);
   for (let e = 0; e < n; e++) examples[e] = { id: ids ? (ids[e] as string | number) : e, rank: ranks[e] as number };
   for (const [m, col] of Object.entries(lengths ?? {})) {

@@ -4,13 +4,13 @@
 // on (ids are echoed as well, for clients that check).
 import type { Accelerator } from '../primitives/accelerator.js';
 import { InputError } from '../errors.js';
-import { batchFromExamples, validateConfig } from '../input.js';
+import { batchFromExamples, MAX_EXAMPLES, MAX_INPUT_BYTES, MAX_JSON_VALUES, MAX_SEGMENTS, validateConfig } from '../input.js';
 import { formatCompactPlan, formatPlan, planBatch, planCompact } from '../plan/index.js';
 import type { Config, PlanFormat, PlanOptions } from '../types.js';
 import { readLines, type Line } from './lines.js';
 import { decodeRequest, expandCompact, idJson, itemIdSpellings, recoverIdOut, type IdOut } from './protocol.js';
 
-export const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_REQUEST_BYTES = MAX_INPUT_BYTES;
 
 export interface ServeOptions {
   /** Created once by the caller and reused for every request (a GPU device stays warm). */
@@ -46,7 +46,9 @@ export class Session {
       this.stats.requests++;
       this.stats.errors++;
       const limit = this.opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-      return errorResponse(recoverIdOut(line.head), `request: ${line.bytes} bytes is over the limit of ${limit} bytes (serve --max-request-bytes)`);
+      return errorResponse(recoverIdOut(line.head), line.reason === 'values'
+        ? `request: more than ${MAX_JSON_VALUES} JSON values (a request holds at most ${MAX_EXAMPLES} examples and ${MAX_SEGMENTS} segments); split it`
+        : `request: ${line.bytes} bytes is over the limit of ${limit} bytes (serve --max-request-bytes)`);
     }
     if (line.text.trim() === '') return null;
     this.stats.requests++;
@@ -96,7 +98,7 @@ export async function serve(
   opts: ServeOptions,
 ): Promise<ServeStats> {
   const session = new Session(opts);
-  for await (const line of readLines(input, opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
+  for await (const line of readLines(input, opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES, MAX_JSON_VALUES)) {
     const resp = await session.handle(line);
     if (resp !== null) await write(resp + '\n');
   }
