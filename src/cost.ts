@@ -39,13 +39,7 @@ export function quantiseCosts(items: PhaseItems): PhaseCosts {
   const model = items.phase.cost;
   const n = items.tokens.length;
   const f = new Float64Array(n);
-  let total = 0, max = 0;
-  for (let i = 0; i < n; i++) {
-    const c = itemCost(model, items.tokens[i]);
-    f[i] = c;
-    total += c;
-    if (c > max) max = c;
-  }
+  const { total, max } = floatCosts(model, items.tokens, f);
   if (!Number.isFinite(total) || (items.phase.padding && !Number.isFinite(n * max))) {
     throw new InputError(`phase "${items.phase.name}" cost: item costs overflow float64 (largest ${max}, total ${total}); scale the cost model down`);
   }
@@ -57,12 +51,35 @@ export function quantiseCosts(items: PhaseItems): PhaseCosts {
   const unit = Math.pow(2, k);
   const scale = max > 0 ? unit / max : 1;
   const cost = new Float64Array(n);
-  let qt = 0, qm = 0;
-  for (let i = 0; i < n; i++) {
+  const q = onGrid(f, max, unit, cost);
+  return { cost, scale, total: q.total, max: q.max, float: f, floatTotal: total };
+}
+
+// The loops of quantiseCosts, each a small function (optimised on its first calls rather than by
+// stack replacement in the middle of a larger one).
+
+/** f[i] = the cost model at tokens[i]; their float64 sum (item order) and max. */
+function floatCosts(model: CostModel, tokens: Uint32Array, f: Float64Array): { total: number; max: number } {
+  const a = model.perItem ?? 0, b = model.perToken ?? 0, c = model.perTokenSquared ?? 0;
+  let total = 0, max = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const L = tokens[i];
+    const x = a + b * L + c * L * L; // itemCost, term for term
+    f[i] = x;
+    total += x;
+    if (x > max) max = x;
+  }
+  return { total, max };
+}
+
+/** cost[i] = f[i] / max on a grid of `unit` steps; their (integer) sum and max. */
+function onGrid(f: Float64Array, max: number, unit: number, cost: Float64Array): { total: number; max: number } {
+  let total = 0, top = 0;
+  for (let i = 0; i < f.length; i++) {
     const q = max > 0 ? Math.round((f[i] / max) * unit) : 0;
     cost[i] = q;
-    qt += q;
-    if (q > qm) qm = q;
+    total += q;
+    if (q > top) top = q;
   }
-  return { cost, scale, total: qt, max: qm, float: f, floatTotal: total };
+  return { total, max: top };
 }
