@@ -20,6 +20,11 @@ export interface PhaseCosts {
   float: Float64Array;
   /** Σ float (in item order). */
   floatTotal: number;
+  /**
+   * The integer cost of an item of L tokens, as `cost` holds it (the same arithmetic): for
+   * arrays of lengths in another order, such as sorted by length.
+   */
+  at(L: number): number;
 }
 
 export function itemCost(model: CostModel, L: number): number {
@@ -52,7 +57,21 @@ export function quantiseCosts(items: PhaseItems): PhaseCosts {
   const scale = max > 0 ? unit / max : 1;
   const cost = new Float64Array(n);
   const q = onGrid(f, max, unit, cost);
-  return { cost, scale, total: q.total, max: q.max, float: f, floatTotal: total };
+  const a = model.perItem ?? 0, b = model.perToken ?? 0, c = model.perTokenSquared ?? 0;
+  const at = (L: number) => (max > 0 ? Math.round(((a + b * L + c * L * L) / max) * unit) : 0);
+  return { cost, scale, total: q.total, max: q.max, float: f, floatTotal: total, at };
+}
+
+/** costs.at(L) for every length of `tokens` (computed once per run of equal lengths). */
+export function costsOfLengths(costs: PhaseCosts, tokens: Uint32Array): Float64Array {
+  const out = new Float64Array(tokens.length);
+  let last = -1, c = 0;
+  for (let k = 0; k < tokens.length; k++) {
+    const L = tokens[k];
+    if (L !== last) { c = costs.at(L); last = L; }
+    out[k] = c;
+  }
+  return out;
 }
 
 // The loops of quantiseCosts, each a small function (optimised on its first calls rather than by

@@ -16,6 +16,8 @@ export interface PartitionInput {
   equalCount: boolean;
   /** Group load is count × largest cost instead of Σ cost. */
   padding: boolean;
+  /** Where the sort gave them: cost and tokens by position in `order` (cost[order[k]], …). */
+  byPosition?: { cost: Float64Array; tokens: Uint32Array };
 }
 
 /** Load of every group under the phase's cost (sum, or count × max when padded). */

@@ -36,10 +36,18 @@ export interface RoundsOutcome {
 export function byPosition(inp: PartitionInput, sampledRank?: Int32Array): { cost: Float64Array; tokens: Uint32Array; home: Int32Array } {
   const { order, cost, tokens } = inp;
   const n = order.length;
-  const c = new Float64Array(n), t = new Uint32Array(n);
   const home = new Int32Array(sampledRank ? n : 0);
+  if (inp.byPosition) {
+    if (sampledRank) gatherHome(order, sampledRank, home);
+    return { ...inp.byPosition, home };
+  }
+  const c = new Float64Array(n), t = new Uint32Array(n);
   gather(order, cost, tokens, sampledRank, c, t, home);
   return { cost: c, tokens: t, home };
+}
+
+function gatherHome(order: Uint32Array, sampled: Int32Array, home: Int32Array): void {
+  for (let k = 0; k < order.length; k++) home[k] = sampled[order[k]];
 }
 
 function gather(order: Uint32Array, cost: Float64Array, tokens: Uint32Array, sampled: Int32Array | undefined, c: Float64Array, t: Uint32Array, home: Int32Array): void {

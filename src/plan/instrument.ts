@@ -59,6 +59,7 @@ export function timedAccelerator(accel: Accelerator): { accel: Accelerator; time
       backend: accel.backend,
       adapter: accel.adapter,
       sortDesc: (keys) => time('sort', () => accel.sortDesc(keys)),
+      ...(accel.sortDescKeyed ? { sortDescKeyed: (keys: Uint32Array) => time('sort', () => accel.sortDescKeyed!(keys)) } : {}),
       prefixSum: (values) => time('scan', () => accel.prefixSum(values)),
       cutCounts: (costs, prefix, targets, mode) => time('candidates', () => accel.cutCounts(costs, prefix, targets, mode)),
       pairSteps: (arena, pairs) => time('pairSteps', () => accel.pairSteps(arena, pairs)),

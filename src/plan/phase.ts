@@ -1,7 +1,7 @@
 // The per-phase planner: a phase's items → integer costs and cost order → partition (groups)
 // → placement (group → rank) → exchange, giving the rank of every item (item order) and the
 // per-rank loads: the item-indexed result that every output form reads.
-import { quantiseCosts, type PhaseCosts } from '../cost.js';
+import { costsOfLengths, quantiseCosts, type PhaseCosts } from '../cost.js';
 import { exchangeMatrix } from '../exchange.js';
 import { groupLoads, lowerBound, partition, type PartitionInput, type PartitionResult } from '../partition/index.js';
 import type { KkJob } from '../partition/kk-background.js';
@@ -20,12 +20,15 @@ export async function sortPhase(items: PhaseItems, R: number, accel: Accelerator
   const { phase } = items;
   const costs = quantiseCosts(items);
   // Costs are non-decreasing in length, so sorting by length descending (ties by index) is
-  // sorting by cost descending: one u32 key, the GPU's radix sort.
-  const order = await accel.sortDesc(items.tokens);
+  // sorting by cost descending: one u32 key, the GPU's radix sort. Where the sort hands back the
+  // sorted lengths too, the costs by position follow from them without a gather.
+  const keyed = accel.sortDescKeyed ? await accel.sortDescKeyed(items.tokens) : null;
+  const order = keyed ? keyed.order : await accel.sortDesc(items.tokens);
   const inp: PartitionInput = {
     cost: costs.cost, tokens: items.tokens, order, groups: R,
     cap: phase.maxTokensPerRank, equalCount: phase.equalCount ?? false, padding: phase.padding ?? false,
   };
+  if (keyed) inp.byPosition = { cost: costsOfLengths(costs, keyed.sorted), tokens: keyed.sorted };
   return { items, costs, inp };
 }
 

@@ -7,11 +7,11 @@ import { balanceCpu, type BalanceInput, type BalanceResult } from './balance.js'
 import { cutCountsCpu } from './cuts.js';
 import { pairStepsCpu, type PairArena } from './pairstep.js';
 import { prefixSumCpu } from './scan.js';
-import { sortDescCpu } from './sort.js';
+import { sortDescCpu, sortDescWithKeys } from './sort.js';
 
 export type { PairArena } from './pairstep.js';
 export type { BalanceInput, BalanceResult } from './balance.js';
-export { balanceCpu, cutCountsCpu, pairStepsCpu, prefixSumCpu, sortDescCpu };
+export { balanceCpu, cutCountsCpu, pairStepsCpu, prefixSumCpu, sortDescCpu, sortDescWithKeys };
 
 /** Result of evaluating greedy contiguous cuts for a set of targets. */
 export interface CutResult {
@@ -46,6 +46,11 @@ export interface Accelerator {
    * Permutation that orders items by key descending, ties by index ascending (a stable sort).
    */
   sortDesc(keys: Uint32Array): Promise<Uint32Array>;
+  /**
+   * Optional: sortDesc's permutation and the keys in that order, where the implementation has
+   * both at hand (the CPU's radix sort moves them together), so callers need not gather them.
+   */
+  sortDescKeyed?(keys: Uint32Array): Promise<{ order: Uint32Array; sorted: Uint32Array }>;
   /**
    * Exclusive prefix sum with a trailing total: out[0] = 0, out[i] = Σ values[0..i), length n+1.
    * Values are non-negative integers and every partial sum is < 2^53 (exact in float64; the GPU
@@ -89,6 +94,7 @@ export const cpuAccelerator: Accelerator = {
   backend: 'cpu',
   adapter: 'cpu',
   sortDesc: async (keys) => sortDescCpu(keys),
+  sortDescKeyed: async (keys) => sortDescWithKeys(keys),
   prefixSum: async (values) => prefixSumCpu(values),
   cutCounts: async (costs, prefix, targets, mode) => cutCountsCpu(costs, prefix, targets, mode),
   pairSteps: async (arena, pairs) => pairStepsCpu(arena, pairs),
