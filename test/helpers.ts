@@ -126,3 +126,22 @@ export function randomCase(rand: () => number, opts: { padding?: boolean; equalC
   }
   return { examples, config };
 }
+
+/**
+ * `best`'s documented promise, per phase: on sum-load phases with ≥ 8 items per rank its max is
+ * at most max(lower bound + max(0.1%, one smallest item), min(lpt, kk)) (it may take the rounds
+ * result within that bar); elsewhere at most min(lpt, kk). `kk` may be missing (refused).
+ */
+export function expectBestPromise(best: Plan, lpt: number[], kk: number[] | undefined, examples: Example[], config: Config): void {
+  const items = expectedItems(examples, config);
+  best.phases.forEach((ph, p) => {
+    const seq = Math.min(lpt[p], kk ? kk[p] : Infinity);
+    let limit = seq;
+    if (!config.phases[p].padding && ph.items >= 8 * config.ranks && ph.items > 0) {
+      const smallest = Math.min(...[...items[p].values()].map((x) => x.cost));
+      limit = Math.max(seq, ph.lowerBound + Math.max(0.001 * ph.lowerBound, smallest));
+    }
+    // Decisions are taken on integer costs (a grid of 2^-20 of the largest item or finer).
+    expect(ph.maxCost, `phase ${ph.name} (${ph.algorithm})`).toBeLessThanOrEqual(limit * (1 + 1e-9) + 1e-9);
+  });
+}

@@ -54,12 +54,12 @@ export function qualityBar(inp: PartitionInput, lb: number): number {
   return lb + Math.max(0.001 * lb, cost[order[order.length - 1]]);
 }
 
-/** Phases from this many items (and ≥ 8 items per rank, sum loads) start `best` with `rounds`. */
-export const BEST_ROUNDS_MIN_ITEMS = 16384;
-
+/**
+ * Phases where `best` starts with `rounds` (and takes its result within the quality bar): sum
+ * loads with at least 8 items per rank, where the bar's 0.1% is within reach of single steps.
+ */
 export function bestEligible(inp: PartitionInput): boolean {
-  const n = inp.order.length;
-  return !inp.padding && n >= BEST_ROUNDS_MIN_ITEMS && n >= 8 * inp.groups;
+  return !inp.padding && inp.order.length >= 8 * inp.groups;
 }
 
 /**
