@@ -2,7 +2,7 @@
 // caught here with a one-line error naming the line and the field, before any planning starts.
 import { describe, inputError } from './errors.js';
 import { numericIdProblem, spellingsOf, type JsonPath } from './json-numbers.js';
-import type { Batch, Config, CostModel, Example, PhaseConfig } from './types.js';
+import type { Batch, Config, CostModel, Example, MicroBatchConfig, PhaseConfig } from './types.js';
 
 const MAX_U32 = 0xffffffff;
 export const MAX_RANKS = 65536;
@@ -91,10 +91,26 @@ function parseCost(v: unknown, where: string): CostModel {
   return cost;
 }
 
+/** Micro-batch counts past this would not be a training schedule (and fit a Uint16Array index). */
+export const MAX_MICRO_BATCHES = 65536;
+
+function parseMicroBatches(v: unknown, where: string): MicroBatchConfig {
+  if (!isObject(v)) throw inputError(where, `must be an object like {"maxTokens":16384} or {"count":4}, got ${describe(v)}`);
+  checkKeys(v, ['count', 'maxTokens'], where);
+  if (v.count === undefined && v.maxTokens === undefined) throw inputError(where, 'needs "count", "maxTokens" or both');
+  const mb: MicroBatchConfig = {};
+  if (v.count !== undefined) {
+    mb.count = positiveInt(v.count, `${where}.count`);
+    if (mb.count > MAX_MICRO_BATCHES) throw inputError(`${where}.count`, `must be at most ${MAX_MICRO_BATCHES}, got ${mb.count}`);
+  }
+  if (v.maxTokens !== undefined) mb.maxTokens = positiveInt(v.maxTokens, `${where}.maxTokens`);
+  return mb;
+}
+
 function parsePhase(v: unknown, i: number): PhaseConfig {
   const where = `config phases[${i}]`;
   if (!isObject(v)) throw inputError(where, `must be an object, got ${describe(v)}`);
-  checkKeys(v, ['name', 'modalities', 'unit', 'cost', 'scale', 'maxTokensPerRank', 'padding', 'equalCount'], where);
+  checkKeys(v, ['name', 'modalities', 'unit', 'cost', 'scale', 'maxTokensPerRank', 'padding', 'equalCount', 'microBatches'], where);
   if (typeof v.name !== 'string' || v.name === '') throw inputError(`${where}.name`, `must be a non-empty string, got ${describe(v.name)}`);
   const name = v.name;
   const w = `config phase "${name}"`;
@@ -126,6 +142,7 @@ function parsePhase(v: unknown, i: number): PhaseConfig {
   if (padding !== undefined) phase.padding = padding;
   const equalCount = optionalBoolean(v.equalCount, `${w} equalCount`);
   if (equalCount !== undefined) phase.equalCount = equalCount;
+  if (v.microBatches !== undefined) phase.microBatches = parseMicroBatches(v.microBatches, `${w} microBatches`);
   return phase;
 }
 

@@ -8,6 +8,20 @@ export interface CostModel {
   perTokenSquared?: number;
 }
 
+/**
+ * Micro-batches of a phase (gradient accumulation, pipeline schedules): every rank runs its items
+ * as the same number N of micro-batches. At least one field.
+ */
+export interface MicroBatchConfig {
+  /** Exactly this many micro-batches on every rank. */
+  count?: number;
+  /**
+   * Cap on Σ tokens of one micro-batch. Without `count`, N is the smallest count that lets every
+   * rank fit (as first-fit decreasing packs it).
+   */
+  maxTokens?: number;
+}
+
 export interface PhaseConfig {
   name: string;
   /** Modalities whose segments this phase processes. */
@@ -23,6 +37,8 @@ export interface PhaseConfig {
   padding?: boolean;
   /** Every rank gets the same number of items (±1). */
   equalCount?: boolean;
+  /** Split each rank's items into micro-batches (the plan gains `microBatch` per item). */
+  microBatches?: MicroBatchConfig;
 }
 
 export interface Config {
@@ -84,6 +100,8 @@ export interface RankPlan {
   from?: number[];
   /** Encoder phases: the rank holding each item's example in the routing-target phase, parallel to `items`. */
   routeRanks?: number[];
+  /** Phases with `microBatches`: the micro-batch (0..N-1) of each item, parallel to `items`. */
+  microBatch?: number[];
 }
 
 export interface ExchangeSummary {
@@ -107,6 +125,11 @@ export interface PhasePlan {
   items: number;
   /** Name of the phase that encoder items are routed to (the last `unit: "example"` phase). */
   routeTo?: string;
+  /** Phases with `microBatches`: N, the micro-batches every rank runs. */
+  microBatches?: number;
+  /** Per micro-batch k: the max and the mean over ranks of its cost (lock-step balance). */
+  microBatchMaxCost?: number[];
+  microBatchMeanCost?: number[];
 }
 
 export interface PlanStats {
@@ -181,6 +204,12 @@ export interface PhaseResult {
   meanCost: number;
   exchange: ExchangeSummary;
   algorithm: string;
+  /** Phases with `microBatches`: the micro-batch (0..N-1) of every item, in item order. */
+  microBatch?: Uint8Array | Uint16Array | Uint32Array;
+  /** Phases with `microBatches`: N, the micro-batches every rank runs. */
+  microBatches?: number;
+  /** Phases with `microBatches`: cost of every (rank, micro-batch), row-major R × N (as `loads`). */
+  microBatchLoads?: Float64Array;
 }
 
 /** A plan before formatting: per phase the rank of every item, and where encoder items route. */

@@ -127,6 +127,42 @@ describe('plan output contract', () => {
     }
   });
 
+  it('with micro-batches: each rank entry gains microBatch, the phase N and per-step costs (pinned)', async () => {
+    const mbConfig = structuredClone(CONFIG) as typeof CONFIG & { phases: Record<string, unknown>[] };
+    mbConfig.phases[0].microBatches = { count: 2 };
+    mbConfig.phases[1].microBatches = { maxTokens: 16 };
+    const { code, out, err } = await cli(['plan', '--batch', batch, '--config', file('config-mb.json', JSON.stringify(mbConfig)), '--algorithm', 'lpt', '--backend', 'cpu']);
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    // Placement as above. vision, count 2: rank 0 runs a/image/0 (9) and an empty micro-batch;
+    // rank 1 runs a/image/1 (5) then 7/image/0 (3). llm, maxTokens 16: rank 0's 16 tokens and
+    // rank 1's 6 + 4 each fit one micro-batch, so N = 1.
+    expect(JSON.stringify(JSON.parse(out).phases)).toBe(JSON.stringify([
+      {
+        name: 'vision',
+        ranks: [
+          { items: ['a/image/0'], cost: 9, tokens: 8, routeRanks: [0], microBatch: [0] },
+          { items: ['a/image/1', '7/image/0'], cost: 8, tokens: 6, routeRanks: [0, 1], microBatch: [0, 1] },
+        ],
+        lowerBound: 9, maxCost: 9, meanCost: 8.5,
+        exchange: { movedItems: 1, bytes: 40, interNodeBytes: 40, intraNodeBytes: 0, pairs: [[0, 1, 1, 40]] },
+        algorithm: 'lpt', items: 3, routeTo: 'llm',
+        microBatches: 2, microBatchMaxCost: [9, 3], microBatchMeanCost: [7, 1.5],
+      },
+      {
+        name: 'llm',
+        ranks: [
+          { items: ['a'], cost: 18.56, tokens: 16, microBatch: [0] },
+          { items: ['b', '7'], cost: 10.52, tokens: 10, microBatch: [0, 0] },
+        ],
+        lowerBound: 18.56, maxCost: 18.56, meanCost: 14.54,
+        exchange: { movedItems: 1, bytes: 12, interNodeBytes: 12, intraNodeBytes: 0, pairs: [[0, 1, 1, 12]] },
+        algorithm: 'lpt', items: 3,
+        microBatches: 1, microBatchMaxCost: [18.56], microBatchMeanCost: [14.54],
+      },
+    ]));
+  });
+
   it('--exchange full adds per-rank `from` lists; --out writes the same document', async () => {
     const outFile = join(dir, 'plan.json');
     const a = await cli(['plan', '--batch', batch, '--config', cfg, '--exchange', 'full', '--backend', 'cpu']);
@@ -163,6 +199,9 @@ describe('bad input: one line naming the field and line, non-zero exit, nothing 
     ['item over the cap', '{"id":"a","rank":0,"text":3,"image":[50]}', withConfig((c) => { (c.phases[0] as Record<string, unknown>).maxTokensPerRank = 40; }), /batch line 1: item "a\/image\/0" has 50 tokens, over phase "vision" maxTokensPerRank 40/],
     ['infeasible cap', '{"id":"a","rank":0,"image":[30,30,30]}', withConfig((c) => { (c.phases[0] as Record<string, unknown>).maxTokensPerRank = 40; }), /phase "vision" maxTokensPerRank: 90 tokens cannot fit 2 ranks × 40 \(infeasible cap\)/],
     ['equalCount with more ranks than items', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c.phases[1] as Record<string, unknown>).equalCount = true; }), /phase "llm" equalCount: 1 items cannot give each of 2 ranks an equal count/],
+    ['item over the micro-batch cap', '{"id":"a","rank":0,"text":3}\n{"id":"b","rank":1,"text":30}', withConfig((c) => { (c.phases[1] as Record<string, unknown>).microBatches = { maxTokens: 20 }; }), /batch line 2: item "b" has 30 tokens, over phase "llm" microBatches\.maxTokens 20/],
+    ['micro-batch count and cap that cannot fit', '{"id":"a","rank":0,"text":12}\n{"id":"b","rank":0,"text":12}\n{"id":"c","rank":1,"text":12}', withConfig((c) => { (c.phases[1] as Record<string, unknown>).microBatches = { count: 1, maxTokens: 20 }; }), /phase "llm" microBatches: rank \d runs 2 items of 24 tokens, which cannot fit count 1 micro-batches of maxTokens 20 \(they need 2\)/],
+    ['config: micro-batch count', '{"id":"a","rank":0,"text":3}', withConfig((c) => { (c.phases[1] as Record<string, unknown>).microBatches = { count: -2 }; }), /config phase "llm" microBatches\.count: must be a positive integer, got -2/],
     ['config: malformed JSON', '{"id":"a","rank":0,"text":3,"image":1}', file('bad.json', '{"ranks": 2,'), /config: malformed JSON/],
     ['config: bad cost term', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c.phases[1].cost as Record<string, unknown>).perToken = -1; }), /config phase "llm" cost\.perToken: must be a non-negative number, got -1/],
     ['config: ranks', '{"id":"a","rank":0,"text":3,"image":1}', withConfig((c) => { (c as Record<string, unknown>).ranks = 0; }), /config ranks: must be a positive integer, got 0/],

@@ -6,7 +6,7 @@ import { cpuAccelerator, type Accelerator } from '../src/primitives/accelerator.
 import { getAccelerator } from '../src/primitives/backend.js';
 import { createGpuAccelerator } from '../src/gpu/accelerator.js';
 import { plan } from '../src/index.js';
-import type { Algorithm } from '../src/types.js';
+import type { Algorithm, Config, Example } from '../src/types.js';
 import { generateWorkload } from '../src/workload.js';
 import { mulberry, randomCase, testSeed } from './helpers.js';
 
@@ -53,6 +53,28 @@ describe('GPU plan = CPU plan', () => {
           try { g = phasesJson(await plan(ex, cfg, { algorithm }, gpu)); } catch (e) { g = (e as Error).message; }
           expect(g, `${examples} examples, ${ranks} ranks, ${algorithm}`).toBe(c);
         }
+      }
+    }
+  });
+
+  it('with micro-batches (count, maxTokens, both; padded too) on random batches and the workload', async () => {
+    const rand = mulberry(testSeed('gpu micro-batches'));
+    const cases: { examples: Example[]; config: Config }[] = [];
+    for (let trial = 0; trial < 6; trial++) cases.push(randomCase(rand, trial % 2 ? { padding: true } : {}));
+    const w = generateWorkload({ ranks: 24, examples: 700, seed: 11 });
+    for (const ph of w.config.phases) delete ph.maxTokensPerRank;
+    cases.push(w);
+    for (const [t, { examples, config }] of cases.entries()) {
+      config.phases[0].microBatches = { count: 3 };
+      config.phases[1].microBatches = { count: 2, maxTokens: 1 << 20 };
+      config.phases[2].microBatches = { maxTokens: Math.max(...examples.map((e) => Number(e.text ?? 0))) * 2 + 4096 };
+      for (const algorithm of ['lpt', 'best'] as Algorithm[]) {
+        const run = async (a: Accelerator) => {
+          try { return phasesJson(await plan(examples, config, { algorithm }, a)); } catch (e) { return `error: ${(e as Error).message}`; }
+        };
+        const c = await run(cpuAccelerator), g = await run(gpu);
+        expect(c, `case ${t}: planned`).toMatch(/"microBatch":/);
+        expect(g, `${algorithm}, case ${t}`).toBe(c);
       }
     }
   });

@@ -112,6 +112,24 @@ describe('serve protocol (in-process)', () => {
     }
   });
 
+  it('micro-batches: the plan carries them as the library plan does; a cap an item exceeds is an error and the server keeps serving', async () => {
+    const mb = structuredClone(config);
+    mb.phases[2].microBatches = { maxTokens: 16384 };
+    const tight = structuredClone(config);
+    tight.phases[2].microBatches = { maxTokens: 10 };
+    const out: string[] = [];
+    const text = [{ id: 1, config: mb }, { id: 2, batch: examples }, { id: 3, config: tight, batch: examples }, { id: 4, batch: examples }].map((l) => JSON.stringify(l)).join('\n') + '\n';
+    await serve([text], (s) => { out.push(s); }, { accel: cpuAccelerator });
+    expect(out).toHaveLength(4);
+    const plan = JSON.parse(out[1]).plan;
+    expect(plan.phases[2].microBatches).toBeGreaterThanOrEqual(1);
+    expect(plan.phases[2].ranks[0].microBatch).toHaveLength(plan.phases[2].ranks[0].items.length);
+    expect(untimed(planBytes(out[1]))).toBe(untimed(await libraryPlan(examples, mb)));
+    expect(JSON.parse(out[2])).toEqual({ id: 3, error: expect.stringMatching(/^batch example "[^"]+": item "[^"]+" has \d+ tokens, over phase "llm" microBatches\.maxTokens 10$/) });
+    // The failed request's config was not installed: the next batch is planned with the first one.
+    expect(untimed(planBytes(out[3]))).toBe(untimed(planBytes(out[1])));
+  });
+
   it('bad requests get one-line errors under their id (or null) and the server keeps serving', async () => {
     const bad = examples.slice(0, 4).map((e) => ({ ...e }));
     bad[2].text = -3;

@@ -19,6 +19,7 @@ export function toPlanDocument(result: PlanResult, config: Config, options: Plan
       exchange: ph.exchange, algorithm: ph.algorithm, items: ph.rank.length,
     };
     if (route) out.routeTo = config.phases[routeTo].name;
+    if (ph.microBatches !== undefined) Object.assign(out, microBatchSummary(ph, result.ranks));
     return out;
   });
   return { ranks: result.ranks, phases, stats: result.stats };
@@ -105,6 +106,7 @@ function rankEntries(ph: PhaseResult, R: number, extra: { from: boolean; route: 
     const e: RankPlan = { items: pick(ids, byRank, a, b), cost: tidy(loads[r]), tokens: tokens[r] };
     if (extra.from) e.from = pickRank(items.sampledRank, byRank, a, b);
     if (extra.route) e.routeRanks = pickRoute(extra.route, items.example, byRank, a, b);
+    if (ph.microBatch) e.microBatch = pickIndex(ph.microBatch, byRank, a, b);
     out[r] = e;
   }
   return out;
@@ -146,6 +148,26 @@ function pickRank(src: Int32Array, byRank: Uint32Array, a: number, b: number): n
   const o = new Array<number>(b - a);
   for (let t = a; t < b; t++) o[t - a] = src[byRank[t]];
   return o;
+}
+
+function pickIndex(src: ArrayLike<number>, byRank: Uint32Array, a: number, b: number): number[] {
+  const o = new Array<number>(b - a);
+  for (let t = a; t < b; t++) o[t - a] = src[byRank[t]];
+  return o;
+}
+
+/** A phase's micro-batch fields: N, and per micro-batch k the max and mean over ranks of its cost. */
+function microBatchSummary(ph: PhaseResult, R: number): Pick<PhasePlan, 'microBatches' | 'microBatchMaxCost' | 'microBatchMeanCost'> {
+  const N = ph.microBatches!;
+  const loads = ph.microBatchLoads!;
+  const max = new Array<number>(N).fill(0), mean = new Array<number>(N).fill(0);
+  for (let k = 0; k < N; k++) {
+    let m = 0, s = 0;
+    for (let r = 0; r < R; r++) { const l = loads[r * N + k]; s += l; if (l > m) m = l; }
+    max[k] = tidy(m);
+    mean[k] = tidy(s / R);
+  }
+  return { microBatches: N, microBatchMaxCost: max, microBatchMeanCost: mean };
 }
 
 function pickRoute(route: Int32Array, example: Uint32Array, byRank: Uint32Array, a: number, b: number): number[] {

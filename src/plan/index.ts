@@ -4,6 +4,7 @@
 // form (format.ts). Timings go to stats.stages (instrument.ts).
 import { InputError } from '../errors.js';
 import { buildPhaseItems } from '../items.js';
+import { withMicroBatches } from '../microbatch.js';
 import { bestEligible } from '../partition/index.js';
 import { kkInBackground, type KkJob } from '../partition/kk-background.js';
 import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
@@ -41,6 +42,19 @@ function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
       total += items.tokens[i];
     }
     if (total > cap * R) throw new InputError(`phase "${phase.name}" maxTokensPerRank: ${total} tokens cannot fit ${R} ranks × ${cap} (infeasible cap)`);
+  }
+  const mb = phase.microBatches;
+  if (mb?.maxTokens !== undefined) {
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      if (items.tokens[i] > mb.maxTokens) {
+        throw new InputError(`${exampleLabel(batch, items.example[i])}: item "${items.ids[i]}" has ${items.tokens[i]} tokens, over phase "${phase.name}" microBatches.maxTokens ${mb.maxTokens}`);
+      }
+      total += items.tokens[i];
+    }
+    if (mb.count !== undefined && total > mb.count * mb.maxTokens * R) {
+      throw new InputError(`phase "${phase.name}" microBatches: ${total} tokens cannot fit ${R} ranks × count ${mb.count} × maxTokens ${mb.maxTokens}`);
+    }
   }
 }
 
@@ -81,11 +95,18 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
       sw.lap('partition'); // handing KK to the worker is partition work
     }
     for (const [p, sp] of sorted.entries()) {
-      if (!sp) { phases.push(emptyPhase(allItems[p], R)); continue; }
+      const mb = config.phases[p].microBatches;
+      if (!sp) {
+        const empty = emptyPhase(allItems[p], R);
+        phases.push(mb ? withMicroBatches(empty, mb, null, null, R) : empty);
+        continue;
+      }
       const part = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
       kkJobs[p]?.cancel();
       sw.lap('partition');
-      phases.push(placePhase(sp, part, algorithm, config, options));
+      const placed = placePhase(sp, part, algorithm, config, options);
+      // Micro-batches are part of placement: where on its rank each item runs.
+      phases.push(mb ? withMicroBatches(placed, mb, sp.costs, sp.inp.order, R) : placed);
       sw.lap('placement');
     }
   } finally {

@@ -1,0 +1,493 @@
+// Stage 6: micro-batches (gradient accumulation, pipeline schedules). After placement every rank
+// knows its items; a rank does not run them at once but as N micro-batches under a token budget,
+// and every rank must run the same N (or the gradient all-reduce and the pipeline schedule
+// hang). Micro-step k of every rank runs in lock-step, so a step lasts Σ_k max over ranks of
+// micro-batch k's cost: this stage gives every item a micro-batch 0..N-1 on its rank so that
+// every micro-batch fits the token cap and that sum stays close to the rank's balanced load.
+//
+// - N: `count` if the phase sets it; otherwise the smallest N for which every rank's items fit
+//   micro-batches of `maxTokens` tokens as first-fit decreasing (FFD) packs them: the largest
+//   FFD bin count over the ranks (at least 1). FFD is a heuristic (at most 11/9 of the optimal
+//   count + 1 bins), so N is the smallest count this stage guarantees, not always the smallest
+//   any packing could reach. With both `count` and `maxTokens`, a rank that FFD cannot pack into
+//   `count` micro-batches is an input error naming the count it needs.
+// - Packing, per rank (items by cost descending, ties by index): the first N items open one bin
+//   each, so a rank with at least N items has no empty micro-batch; then each item goes to the
+//   bin of least (cost, index) that has token room (LPT). Where LPT finds no room, the rank
+//   starts from its FFD packing (empty bins filled from the heaviest bins of ≥ 2 items). On
+//   sum-cost phases a local search then moves one item or swaps two between the heaviest bin and
+//   the lighter ones while that lowers the heaviest (within the cap, never emptying a bin, a
+//   counted number of steps).
+// - Lock-step numbering, level by level (k = 0, 1, …): T_k = the heaviest bin still unnumbered
+//   on any rank; every rank numbers its heaviest unnumbered bin k and (sum-cost phases) tops it
+//   up to T_k with items from its other unnumbered bins (cost descending, each if it fits under
+//   T_k and the cap, never a bin's last item), then rebalances those bins with the local search.
+//   Micro-step k lasts T_k whatever the other ranks do, so filling every rank's micro-batch k up
+//   to it costs nothing and leaves less for the later steps: a rank holding one very long item
+//   makes micro-step 0 long, and the other ranks then run more of their work in it. Empty
+//   micro-batches come last.
+//
+// Decisions use the phase's integer costs (cost.ts), so the result is the same on every backend;
+// pure functions over typed arrays, deterministic (no clocks, no Math.random; ties as stated).
+import { InputError } from './errors.js';
+import { LoadHeap } from './partition/common.js';
+import type { MicroBatchConfig, PhaseResult } from './types.js';
+
+export type MicroBatchIndex = Uint8Array | Uint16Array | Uint32Array;
+
+/** What the stage needs of a placed phase. */
+export interface MicroBatchInput {
+  /** Rank of every item (item order). */
+  rank: Int32Array;
+  /** Integer cost per item (decisions). */
+  cost: Float64Array;
+  tokens: Uint32Array;
+  /** Items by tokens (so cost) descending, ties by index ascending (the phase's sort). */
+  order: Uint32Array;
+  ranks: number;
+  /** A micro-batch costs count × its largest item instead of Σ cost. */
+  padding: boolean;
+}
+
+export interface MicroBatchResult {
+  /** N: micro-batches on every rank. */
+  count: number;
+  /** Micro-batch of every item (item order), 0..N-1. */
+  of: MicroBatchIndex;
+}
+
+/** The smallest typed array that holds 0..count-1. */
+export function indexArray(n: number, count: number): MicroBatchIndex {
+  return count <= 0x100 ? new Uint8Array(n) : count <= 0x10000 ? new Uint16Array(n) : new Uint32Array(n);
+}
+
+/**
+ * Items of each rank in `order` (cost descending, ties by index): rank r's are
+ * byRank[start[r] .. start[r+1]).
+ */
+export function itemsByRank(rank: Int32Array, order: Uint32Array, R: number): { start: Uint32Array; byRank: Uint32Array } {
+  const start = new Uint32Array(R + 1);
+  for (let i = 0; i < rank.length; i++) start[rank[i] + 1]++;
+  for (let r = 0; r < R; r++) start[r + 1] += start[r];
+  const fill = start.slice(0, R);
+  const byRank = new Uint32Array(order.length);
+  for (let k = 0; k < order.length; k++) { const i = order[k]; byRank[fill[rank[i]]++] = i; }
+  return { start, byRank };
+}
+
+/** A max-tree over the remaining token room of `bins` bins: first fit in O(log bins). */
+class RoomTree {
+  readonly size: number;
+  readonly t: Float64Array;
+  constructor(bins: number, cap: number) {
+    let p = 1;
+    while (p < bins) p *= 2;
+    this.size = p;
+    this.t = new Float64Array(2 * p).fill(-1); // leaves past `bins` never fit
+    for (let b = 0; b < bins; b++) this.t[p + b] = cap;
+    for (let v = p - 1; v >= 1; v--) this.t[v] = Math.max(this.t[2 * v], this.t[2 * v + 1]);
+  }
+  /** The lowest bin with room ≥ need, or −1. */
+  first(need: number): number {
+    const t = this.t;
+    if (t[1] < need) return -1;
+    let v = 1;
+    while (v < this.size) v = t[2 * v] >= need ? 2 * v : 2 * v + 1;
+    return v - this.size;
+  }
+  take(bin: number, amount: number): void {
+    const t = this.t;
+    let v = bin + this.size;
+    t[v] -= amount;
+    for (v >>= 1; v >= 1; v >>= 1) t[v] = Math.max(t[2 * v], t[2 * v + 1]);
+  }
+}
+
+/**
+ * First-fit decreasing by tokens of items[a..b) (by tokens descending) into at most `bins` bins
+ * of `cap` tokens; out[k - a] = bin of items[k]. Returns the bins used, or −1 when an item fits
+ * no bin.
+ */
+export function firstFitDecreasing(items: Uint32Array, a: number, b: number, tokens: Uint32Array, cap: number, bins: number, out: Int32Array): number {
+  const tree = new RoomTree(Math.max(bins, 1), cap);
+  let used = 0;
+  for (let k = a; k < b; k++) {
+    const t = tokens[items[k]];
+    const bin = tree.first(t);
+    if (bin < 0) return -1;
+    tree.take(bin, t);
+    out[k - a] = bin;
+    if (bin + 1 > used) used = bin + 1;
+  }
+  return used;
+}
+
+/**
+ * N for a phase: `count`, or the smallest count that FFD packs every rank into (at least 1).
+ * Throws an InputError when `count` and `maxTokens` are both set and some rank needs more.
+ */
+export function microBatchCount(spec: MicroBatchConfig, start: Uint32Array, byRank: Uint32Array, tokens: Uint32Array, R: number, phaseName: string): number {
+  if (spec.maxTokens === undefined) return spec.count ?? 1;
+  const cap = spec.maxTokens;
+  let worst = 0, need = 0;
+  let scratch = new Int32Array(0);
+  for (let r = 0; r < R; r++) {
+    const a = start[r], b = start[r + 1];
+    if (a === b) continue;
+    if (scratch.length < b - a) scratch = new Int32Array(b - a);
+    const used = firstFitDecreasing(byRank, a, b, tokens, cap, b - a, scratch); // one item per bin always fits
+    if (used > need) { need = used; worst = r; }
+  }
+  if (spec.count === undefined) return Math.max(1, need);
+  if (need > spec.count) {
+    let tok = 0;
+    for (let k = start[worst]; k < start[worst + 1]; k++) tok += tokens[byRank[k]];
+    const why = tok > spec.count * cap ? 'cannot fit' : 'first-fit decreasing cannot pack them into';
+    throw new InputError(`phase "${phaseName}" microBatches: rank ${worst} runs ${start[worst + 1] - start[worst]} items of ${tok} tokens, which ${why} count ${spec.count} micro-batches of maxTokens ${cap} (they need ${need})`);
+  }
+  return spec.count;
+}
+
+/**
+ * LPT over items[a..b) (cost descending) into bin[0..b-a): the first N open one bin each, then
+ * each item to the bin of least (load, index) with token room. False when an item finds none.
+ */
+function lptPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput, N: number, cap: number, bin: Int32Array): boolean {
+  const { cost, tokens, padding } = inp;
+  const m = b - a;
+  const load = new Float64Array(N), tok = new Float64Array(N), count = new Uint32Array(N), first = new Float64Array(N);
+  const heap = new LoadHeap(N);
+  const put = (g: number, k: number): number => {
+    const i = items[a + k];
+    bin[k] = g;
+    const c = ++count[g];
+    tok[g] += tokens[i];
+    if (c === 1) first[g] = cost[i];
+    load[g] = padding ? c * first[g] : load[g] + cost[i];
+    return load[g];
+  };
+  const opened = Math.min(m, N);
+  for (let g = 0; g < opened; g++) heap.push(g, put(g, g));
+  for (let g = opened; g < N; g++) heap.push(g, 0);
+  const aside: number[] = [];
+  for (let k = opened; k < m; k++) {
+    const t = tokens[items[a + k]];
+    let g = -1;
+    while (heap.size > 0) {
+      const top = heap.pop();
+      if (tok[top] + t <= cap) { g = top; break; }
+      aside.push(top);
+    }
+    for (const x of aside) heap.push(x, load[x]);
+    aside.length = 0;
+    if (g < 0) return false;
+    heap.push(g, put(g, k));
+  }
+  return true;
+}
+
+/** FFD packing into N bins, then every empty bin given the cheapest item of the heaviest bin of ≥ 2 items. */
+function ffdPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput, N: number, cap: number, bin: Int32Array): void {
+  const m = b - a;
+  if (firstFitDecreasing(items, a, b, inp.tokens, cap, N, bin) < 0) {
+    throw new Error('micro-batches: first-fit decreasing failed on a count it was sized for');
+  }
+  const size = new Uint32Array(N), load = new Float64Array(N);
+  for (let k = 0; k < m; k++) { size[bin[k]]++; load[bin[k]] += inp.cost[items[a + k]]; }
+  for (let e = 0; e < N && m > N; e++) {
+    if (size[e] > 0) continue;
+    let from = -1;
+    for (let g = 0; g < N; g++) if (size[g] >= 2 && (from < 0 || load[g] > load[from])) from = g;
+    let pick = -1;
+    for (let k = m - 1; k >= 0; k--) if (bin[k] === from) { pick = k; break; }
+    bin[pick] = e;
+    size[from]--; size[e]++;
+    const c = inp.cost[items[a + pick]];
+    load[from] -= c; load[e] += c;
+  }
+}
+
+/**
+ * One rank's bins while they are worked on. `members[g]`: bin g's items by cost ascending;
+ * `binOf[i]`: the bin of item i (shared by every rank: each writes only its own items).
+ */
+interface Bins {
+  load: Float64Array;
+  tok: Float64Array;
+  members: number[][];
+  binOf: Int32Array;
+}
+
+/** Bins from the packing: members in cost-ascending order (items[a..b) reversed). */
+function binsOf(items: Uint32Array, a: number, b: number, bin: Int32Array, inp: MicroBatchInput, N: number, binOf: Int32Array): Bins {
+  const { cost, tokens, padding } = inp;
+  const bins: Bins = { load: new Float64Array(N), tok: new Float64Array(N), members: Array.from({ length: N }, () => []), binOf };
+  for (let k = b - a - 1; k >= 0; k--) {
+    const i = items[a + k], g = bin[k];
+    binOf[i] = g;
+    bins.members[g].push(i);
+    bins.tok[g] += tokens[i];
+    bins.load[g] += cost[i];
+  }
+  if (padding) for (let g = 0; g < N; g++) { const mg = bins.members[g]; bins.load[g] = mg.length === 0 ? 0 : mg.length * cost[mg[mg.length - 1]]; }
+  return bins;
+}
+
+/** Inserts i after every member of cost ≤ its own (members stay cost-ascending). */
+function insertByCost(list: number[], i: number, cost: Float64Array): void {
+  let lo = 0, hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cost[list[mid]] <= cost[i]) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, i);
+}
+
+/** First position in `list` (cost-ascending) whose cost is ≥ c. */
+function firstAtLeast(list: number[], cost: Float64Array, c: number): number {
+  let lo = 0, hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cost[list[mid]] < c) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function moveItem(bins: Bins, from: number, to: number, i: number, cost: Float64Array, tokens: Uint32Array): void {
+  const src = bins.members[from];
+  src.splice(src.indexOf(i), 1);
+  insertByCost(bins.members[to], i, cost);
+  bins.load[from] -= cost[i]; bins.load[to] += cost[i];
+  bins.tok[from] -= tokens[i]; bins.tok[to] += tokens[i];
+  bins.binOf[i] = to;
+}
+
+/**
+ * Local search over the bins in `active` (sum loads): while the heaviest bin h can be lowered by
+ * moving one of its items to a lighter bin l, or swapping one of its items with a cheaper one of
+ * l, within the token cap and without emptying h, take the step that leaves max(L_h, L_l)
+ * lowest (lighter bins lightest first, ties to the first found). Every step lowers (max load,
+ * bins at max) lexicographically; it stops at `lowerBound` or after `maxSteps` steps.
+ */
+function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Uint32Array, cap: number, lowerBound: number, maxSteps: number): void {
+  const { load, tok, members } = bins;
+  const B = active.length;
+  if (B < 2) return;
+  const before = (x: number, y: number) => load[x] < load[y] || (load[x] === load[y] && x < y);
+  // Bins by (load, index) ascending; after a step two bins moved: insertion sort.
+  const sorted = active.slice().sort((x, y) => load[x] - load[y] || x - y);
+  const resort = () => {
+    for (let p = 1; p < B; p++) {
+      const g = sorted[p];
+      let q = p - 1;
+      while (q >= 0 && before(g, sorted[q])) { sorted[q + 1] = sorted[q]; q--; }
+      sorted[q + 1] = g;
+    }
+  };
+  for (let step = 0; step < maxSteps; step++) {
+    const h = sorted[B - 1];
+    const Lh = load[h];
+    if (Lh <= lowerBound) return;
+    const hm = members[h];
+    let best = Lh, bestL = -1, bestX = -1, bestY = -1;
+    const consider = (v: number, l: number, x: number, y: number) => {
+      if (v < best) { best = v; bestL = l; bestX = x; bestY = y; }
+    };
+    for (let p = 0; p < B - 1; p++) {
+      const l = sorted[p];
+      const Ll = load[l];
+      // A step between h and l leaves max(L_h − d, L_l + d) ≥ ⌈(L_h + L_l) / 2⌉ (integer
+      // loads), which only grows along the scan.
+      if (Math.ceil((Lh + Ll) / 2) >= best) break;
+      const gap = Lh - Ll;
+      const lm = members[l];
+      // Moves of x from h: 0 < c_x < gap, best c_x nearest gap / 2 on either side (the first
+      // within the cap on each side is that side's best).
+      if (hm.length >= 2) {
+        const pos = firstAtLeast(hm, cost, gap / 2);
+        for (let q = pos; q < hm.length && cost[hm[q]] < gap; q++) {
+          if (tok[l] + tokens[hm[q]] <= cap) { consider(Ll + cost[hm[q]], l, hm[q], -1); break; }
+        }
+        for (let q = pos - 1; q >= 0 && cost[hm[q]] > 0; q--) {
+          if (tok[l] + tokens[hm[q]] <= cap) { consider(Lh - cost[hm[q]], l, hm[q], -1); break; }
+        }
+      }
+      // Swaps of x (h) with y (l): 0 < c_x − c_y < gap, the difference nearest gap / 2.
+      for (const x of hm) {
+        const cx = cost[x];
+        const pos = firstAtLeast(lm, cost, cx - gap / 2);
+        for (let q = pos; q < lm.length && cx - cost[lm[q]] > 0; q++) {
+          const y = lm[q];
+          if (tok[l] - tokens[y] + tokens[x] <= cap && tok[h] - tokens[x] + tokens[y] <= cap) { consider(Lh - (cx - cost[y]), l, x, y); break; }
+        }
+        for (let q = pos - 1; q >= 0 && cx - cost[lm[q]] < gap; q--) {
+          const y = lm[q];
+          if (tok[l] - tokens[y] + tokens[x] <= cap && tok[h] - tokens[x] + tokens[y] <= cap) { consider(Ll + (cx - cost[y]), l, x, y); break; }
+        }
+      }
+    }
+    if (bestL < 0) return;
+    moveItem(bins, h, bestL, bestX, cost, tokens);
+    if (bestY >= 0) moveItem(bins, bestL, h, bestY, cost, tokens);
+    resort();
+  }
+}
+
+/** Refinement bounds for a rank's active bins: the lower bound max(⌈Σ/B⌉, largest item) and a step budget. */
+function refineActive(bins: Bins, active: number[], cost: Float64Array, tokens: Uint32Array, cap: number): void {
+  let total = 0, items = 0, big = 0;
+  for (const g of active) {
+    total += bins.load[g];
+    const mg = bins.members[g];
+    items += mg.length;
+    if (mg.length > 0 && cost[mg[mg.length - 1]] > big) big = cost[mg[mg.length - 1]];
+  }
+  if (items <= active.length) return; // one item a bin at most: nothing to move
+  refineBins(bins, active, cost, tokens, cap, Math.max(Math.ceil(total / active.length), big), Math.min(4 * items, 64 + 16 * active.length));
+}
+
+/** The heaviest of `active`: (load, tokens, items) descending, then the lowest bin index. */
+function heaviest(bins: Bins, active: number[]): number {
+  let h = active[0];
+  for (const g of active) {
+    const d = bins.load[g] - bins.load[h] || bins.tok[g] - bins.tok[h] || bins.members[g].length - bins.members[h].length;
+    if (d > 0 || (d === 0 && g < h)) h = g;
+  }
+  return h;
+}
+
+/** Rounds of topUp's add-then-swap loop (a count, not a clock). */
+const TOP_UP_ROUNDS = 16;
+
+/**
+ * Tops bin h up to `target` (and the cap) with items of the rank's other unnumbered bins,
+ * items[a..b) being the rank's items by cost descending (ties by index): first each item that
+ * fits, in that order, never a bin's last item; then the swap of one of h's items for a
+ * costlier one of another bin that brings h closest to `target` (a subset sum the greedy pass
+ * can miss), then again the greedy pass; until neither changes h.
+ */
+function topUp(bins: Bins, h: number, numbered: Uint8Array, items: Uint32Array, a: number, b: number, target: number, cost: Float64Array, tokens: Uint32Array, cap: number): void {
+  const { load, tok, members, binOf } = bins;
+  for (let round = 0; round < TOP_UP_ROUNDS && load[h] < target; round++) {
+    for (let k = a; k < b && load[h] < target; k++) {
+      const i = items[k], g = binOf[i];
+      if (g === h || numbered[g] || members[g].length < 2 || load[h] + cost[i] > target || tok[h] + tokens[i] > cap) continue;
+      moveItem(bins, g, h, i, cost, tokens);
+    }
+    if (load[h] >= target) return;
+    // The best swap: x of h for y (another unnumbered bin), c_x < c_y ≤ target − L_h + c_x.
+    let bestGain = 0, bestX = -1, bestY = -1;
+    for (const x of members[h]) {
+      const cx = cost[x], most = target - load[h] + cx;
+      // First position of the rank's items (cost descending) with cost ≤ most.
+      let lo = a, hi = b;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (cost[items[mid]] > most) lo = mid + 1; else hi = mid; }
+      for (let k = lo; k < b; k++) {
+        const y = items[k], gain = cost[y] - cx;
+        if (gain <= bestGain) break; // costs only fall from here
+        const g = binOf[y];
+        if (g === h || numbered[g] || tok[h] - tokens[x] + tokens[y] > cap || tok[g] - tokens[y] + tokens[x] > cap) continue;
+        bestGain = gain; bestX = x; bestY = y;
+        break;
+      }
+    }
+    if (bestX < 0) return;
+    const g = binOf[bestY];
+    moveItem(bins, h, g, bestX, cost, tokens);
+    moveItem(bins, g, h, bestY, cost, tokens);
+  }
+}
+
+/**
+ * The micro-batch of every item of a placed phase (see the header). Throws an InputError when
+ * `count` and `maxTokens` cannot both be met on some rank. `options.topUp: false` numbers each
+ * rank's balanced bins heaviest first without topping them up (a reference for the benchmark).
+ */
+export function assignMicroBatches(inp: MicroBatchInput, spec: MicroBatchConfig, phaseName: string, options: { topUp?: boolean } = {}): MicroBatchResult {
+  const R = inp.ranks;
+  const { cost, tokens, padding } = inp;
+  const { start, byRank } = itemsByRank(inp.rank, inp.order, R);
+  const N = microBatchCount(spec, start, byRank, tokens, R, phaseName);
+  const cap = spec.maxTokens ?? Infinity;
+  const of = indexArray(inp.rank.length, N);
+  const all = Array.from({ length: N }, (_, g) => g);
+  const binOf = new Int32Array(inp.rank.length);
+  // Every rank's bins, packed and balanced.
+  const rankBins: (Bins | null)[] = new Array(R).fill(null);
+  let scratch = new Int32Array(0);
+  for (let r = 0; r < R; r++) {
+    const a = start[r], b = start[r + 1];
+    if (a === b) continue;
+    if (scratch.length < b - a) scratch = new Int32Array(b - a);
+    if (!lptPack(byRank, a, b, inp, N, cap, scratch)) ffdPack(byRank, a, b, inp, N, cap, scratch);
+    const bins = binsOf(byRank, a, b, scratch, inp, N, binOf);
+    if (!padding) refineActive(bins, all, cost, tokens, cap);
+    rankBins[r] = bins;
+  }
+  // Lock-step numbering, level by level (header).
+  const active: number[][] = rankBins.map((b) => (b ? all.slice() : []));
+  const numbered = new Uint8Array(R * N);
+  const h = new Int32Array(R);
+  for (let k = 0; k < N; k++) {
+    let target = 0;
+    for (let r = 0; r < R; r++) {
+      const bins = rankBins[r];
+      if (!bins) continue;
+      h[r] = heaviest(bins, active[r]);
+      if (bins.load[h[r]] > target) target = bins.load[h[r]];
+    }
+    for (let r = 0; r < R; r++) {
+      const bins = rankBins[r];
+      if (!bins) continue;
+      const hr = h[r];
+      const done = numbered.subarray(r * N, (r + 1) * N);
+      if (!padding && k < N - 1 && options.topUp !== false) topUp(bins, hr, done, byRank, start[r], start[r + 1], target, cost, tokens, cap);
+      for (const i of bins.members[hr]) of[i] = k;
+      done[hr] = 1;
+      active[r].splice(active[r].indexOf(hr), 1);
+      if (!padding && k < N - 1) refineActive(bins, active[r], cost, tokens, cap);
+    }
+  }
+  return { count: N, of };
+}
+
+/**
+ * Cost of every (rank, micro-batch), row-major R × N: float64 sums of `cost` in item order, or
+ * count × largest on padded phases. For the report (the unquantised costs).
+ */
+export function microBatchLoads(rank: Int32Array, of: MicroBatchIndex, cost: Float64Array, R: number, N: number, padding: boolean): Float64Array {
+  const loads = new Float64Array(R * N);
+  if (!padding) {
+    for (let i = 0; i < rank.length; i++) loads[rank[i] * N + of[i]] += cost[i];
+    return loads;
+  }
+  const count = new Float64Array(R * N);
+  for (let i = 0; i < rank.length; i++) {
+    const s = rank[i] * N + of[i];
+    count[s]++;
+    if (cost[i] > loads[s]) loads[s] = cost[i];
+  }
+  for (let s = 0; s < R * N; s++) loads[s] *= count[s];
+  return loads;
+}
+
+/**
+ * A placed phase with its micro-batches (the phase's `microBatches` config): the micro-batch of
+ * every item and the cost of every (rank, micro-batch). `costs.cost` holds the integer costs the
+ * decisions use, `costs.float` the unquantised ones the report sums. A phase with no item: N is
+ * `count` (or 1), every micro-batch empty.
+ */
+export function withMicroBatches(
+  ph: PhaseResult, spec: MicroBatchConfig, costs: { cost: Float64Array; float: Float64Array } | null, order: Uint32Array | null, R: number,
+): PhaseResult {
+  const { phase } = ph.items;
+  const padding = phase.padding ?? false;
+  if (!costs || !order || ph.rank.length === 0) {
+    const N = spec.count ?? 1;
+    return { ...ph, microBatch: indexArray(0, N), microBatches: N, microBatchLoads: new Float64Array(R * N) };
+  }
+  const { count, of } = assignMicroBatches({ rank: ph.rank, cost: costs.cost, tokens: ph.items.tokens, order, ranks: R, padding }, spec, phase.name);
+  return { ...ph, microBatch: of, microBatches: count, microBatchLoads: microBatchLoads(ph.rank, of, costs.float, R, count, padding) };
+}
