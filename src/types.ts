@@ -175,6 +175,12 @@ export interface CompactPhasePlan {
   exchange: ExchangeSummary;
   algorithm: string;
   routeTo?: string;
+  /** Phases with `microBatches`: microBatch[i], the micro-batch of item i on its rank (item order). */
+  microBatch?: Uint8Array | Uint16Array | Uint32Array;
+  /** Phases with `microBatches`: as the full form's phase fields of the same names. */
+  microBatches?: number;
+  microBatchMaxCost?: number[];
+  microBatchMeanCost?: number[];
 }
 
 /** The compact output form (`plan --format compact`, the sidecar's `"format":"compact"`). */

@@ -105,6 +105,8 @@ describe('plan output contract', () => {
     const rand = mulberry(testSeed('compact form'));
     for (let t = 0; t < 12; t++) {
       const { examples, config } = randomCase(rand);
+      // Every other batch with micro-batches: the compact form carries them per item too.
+      if (t % 2) for (const ph of config.phases) ph.microBatches = { count: 1 + (t % 5) };
       const b = file(`compact-${t}.jsonl`, examples.map((e) => JSON.stringify(e)).join('\n') + '\n');
       const c = file(`compact-${t}.json`, JSON.stringify(config));
       const algorithm = ALGORITHMS[t % ALGORITHMS.length];
@@ -113,11 +115,16 @@ describe('plan output contract', () => {
       // The documented item order, recomputed from the contract (helpers.expectedItems walks
       // examples in order, then modalities, then k), with each item's rank in the full form.
       expectedItems(examples, config).forEach((items, p) => {
-        const rankOf = new Map<string, number>();
-        full.phases[p].ranks.forEach((r: { items: string[] }, k: number) => { for (const id of r.items) rankOf.set(id, k); });
+        const rankOf = new Map<string, number>(), mbOf = new Map<string, number>();
+        full.phases[p].ranks.forEach((r: { items: string[]; microBatch?: number[] }, k: number) => {
+          r.items.forEach((id, j) => { rankOf.set(id, k); if (r.microBatch) mbOf.set(id, r.microBatch[j]); });
+        });
         const ph = compact.phases[p];
         expect(ph.items).toBe(items.size);
         expect(ph.rank).toEqual([...items.keys()].map((id) => rankOf.get(id)));
+        if (t % 2) expect(ph.microBatch).toEqual([...items.keys()].map((id) => mbOf.get(id)));
+        else expect(ph.microBatch).toBeUndefined();
+        delete ph.microBatch;
         expect(ph.cost).toEqual(full.phases[p].ranks.map((r: { cost: number }) => r.cost));
         expect(ph.tokens).toEqual(full.phases[p].ranks.map((r: { tokens: number }) => r.tokens));
         const { ranks: _r, ...fullRest } = full.phases[p];
@@ -161,6 +168,10 @@ describe('plan output contract', () => {
         microBatches: 1, microBatchMaxCost: [18.56], microBatchMeanCost: [14.54],
       },
     ]));
+    // The compact form: the micro-batch of every item in item order, beside its rank.
+    const compact = await cli(['plan', '--batch', batch, '--config', join(dir, 'config-mb.json'), '--algorithm', 'lpt', '--backend', 'cpu', '--format', 'compact']);
+    expect(JSON.stringify(JSON.parse(compact.out).phases.map((ph: Record<string, unknown>) => [ph.rank, ph.microBatch, ph.microBatches, ph.microBatchMaxCost, ph.microBatchMeanCost])))
+      .toBe(JSON.stringify([[[0, 1, 1], [0, 0, 1], 2, [9, 3], [7, 1.5]], [[0, 1, 1], [0, 0, 0], 1, [18.56], [14.54]]]));
   });
 
   it('--exchange full adds per-rank `from` lists; --out writes the same document', async () => {

@@ -81,14 +81,15 @@ export function toCompactPlan(result: PlanResult, config: Config): CompactPlan {
       exchange: ph.exchange, algorithm: ph.algorithm,
     };
     if (result.rankOfExample && ph.items.phase.unit === 'segment') out.routeTo = config.phases[result.routeTo].name;
+    if (ph.microBatches !== undefined) Object.assign(out, { microBatch: ph.microBatch }, microBatchSummary(ph, R));
     return out;
   });
   return { format: 'compact', ranks: R, phases, stats: result.stats };
 }
 
-/** The compact form as one line of JSON: each `rank` array written as a JSON array of integers. */
+/** The compact form as one line of JSON: each `rank` and `microBatch` array written as a JSON array of integers. */
 export function formatCompactPlan(plan: CompactPlan): string {
-  return JSON.stringify(plan, (key, value) => (key === 'rank' && value instanceof Int32Array ? Array.from(value) : value));
+  return JSON.stringify(plan, (key, value) => ((key === 'rank' || key === 'microBatch') && ArrayBuffer.isView(value) ? Array.from(value as Int32Array) : value));
 }
 
 /** Per-rank lists in item order; checks that every item is placed exactly once. */
