@@ -11,21 +11,22 @@
 //   count + 1 bins), so N is the smallest count this stage guarantees, not always the smallest
 //   any packing could reach. With both `count` and `maxTokens`, a rank that FFD cannot pack into
 //   `count` micro-batches is an input error naming the count it needs.
-// - Packing, per rank (items by cost descending, ties by index): the first N items open one bin
-//   each, so a rank with at least N items has no empty micro-batch; then each item goes to the
-//   bin of least (cost, index) that has token room (LPT). Where LPT finds no room, the rank
-//   starts from its FFD packing (empty bins filled from the heaviest bins of ≥ 2 items). On
-//   sum-cost phases a local search then moves one item or swaps two between the heaviest bin and
-//   the lighter ones while that lowers the heaviest (within the cap, never emptying a bin, a
-//   counted number of steps).
+// - Packing, per rank (items by cost descending, ties by tokens, then item index): a rank of at
+//   most N items runs one item a micro-batch, heaviest first. Otherwise the first N items open
+//   one bin each (so no micro-batch is empty), then each item goes to the bin of least (cost,
+//   index) that has token room (LPT). Where LPT finds no room, the rank starts from its FFD
+//   packing (empty bins filled from the heaviest bins of ≥ 2 items). On sum-cost phases a local
+//   search then moves one item or swaps two between the heaviest bin and the lighter ones while
+//   that lowers the heaviest (within the cap, never emptying a bin, a counted number of steps).
 // - Lock-step numbering, level by level (k = 0, 1, …): T_k = the heaviest bin still unnumbered
 //   on any rank; every rank numbers its heaviest unnumbered bin k and (sum-cost phases) tops it
 //   up to T_k with items from its other unnumbered bins (cost descending, each if it fits under
-//   T_k and the cap, never a bin's last item), then rebalances those bins with the local search.
-//   Micro-step k lasts T_k whatever the other ranks do, so filling every rank's micro-batch k up
-//   to it costs nothing and leaves less for the later steps: a rank holding one very long item
-//   makes micro-step 0 long, and the other ranks then run more of their work in it. Empty
-//   micro-batches come last.
+//   T_k and the cap, never a bin's last item; then a swap that brings it closer), then
+//   rebalances those bins with the local search. Micro-step k lasts T_k whatever the other ranks
+//   do, so filling every rank's micro-batch k up to it costs nothing and leaves less for the
+//   later steps: a rank holding one very long item makes micro-step 0 long, and the other ranks
+//   then run more of their work in it. Empty micro-batches come last. Padded phases, and counts
+//   past LOCK_STEP_MAX_COUNT, number each rank's bins heaviest first instead.
 //
 // Decisions use the phase's integer costs (cost.ts), so the result is the same on every backend;
 // pure functions over typed arrays, deterministic (no clocks, no Math.random; ties as stated).
@@ -148,30 +149,59 @@ export function microBatchCount(spec: MicroBatchConfig, start: Uint32Array, byRa
   return spec.count;
 }
 
+/** Per-bin arrays of the LPT packing, allocated once per phase and reset per rank. */
+interface LptScratch {
+  load: Float64Array;
+  tok: Float64Array;
+  count: Uint32Array;
+  first: Float64Array;
+  heap: LoadHeap;
+}
+
+function lptScratch(N: number): LptScratch {
+  return { load: new Float64Array(N), tok: new Float64Array(N), count: new Uint32Array(N), first: new Float64Array(N), heap: new LoadHeap(N) };
+}
+
+/** Up to this many bins, the least-loaded bin with room is found by a scan (same choice as the heap). */
+const LINEAR_SCAN_MAX = 32;
+
+/** Item i (position k) into bin g; returns g's new load. */
+function put(st: LptScratch, g: number, i: number, k: number, cost: Float64Array, tokens: Uint32Array, padding: boolean, bin: Int32Array): number {
+  bin[k] = g;
+  const c = ++st.count[g];
+  st.tok[g] += tokens[i];
+  if (c === 1) st.first[g] = cost[i];
+  st.load[g] = padding ? c * st.first[g] : st.load[g] + cost[i];
+  return st.load[g];
+}
+
 /**
- * LPT over items[a..b) (cost descending) into bin[0..b-a): the first N open one bin each, then
- * each item to the bin of least (load, index) with token room. False when an item finds none.
+ * LPT over items[a..b) (cost descending, more than N of them) into bin[0..b-a): the first N open
+ * one bin each, then each item to the bin of least (load, index) with token room. False when an
+ * item finds none.
  */
-function lptPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput, N: number, cap: number, bin: Int32Array): boolean {
+function lptPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput, N: number, cap: number, bin: Int32Array, st: LptScratch): boolean {
   const { cost, tokens, padding } = inp;
   const m = b - a;
-  const load = new Float64Array(N), tok = new Float64Array(N), count = new Uint32Array(N), first = new Float64Array(N);
-  const heap = new LoadHeap(N);
-  const put = (g: number, k: number): number => {
-    const i = items[a + k];
-    bin[k] = g;
-    const c = ++count[g];
-    tok[g] += tokens[i];
-    if (c === 1) first[g] = cost[i];
-    load[g] = padding ? c * first[g] : load[g] + cost[i];
-    return load[g];
-  };
-  const opened = Math.min(m, N);
-  for (let g = 0; g < opened; g++) heap.push(g, put(g, g));
-  for (let g = opened; g < N; g++) heap.push(g, 0);
+  const { load, tok } = st;
+  load.fill(0); tok.fill(0); st.count.fill(0); st.first.fill(0);
+  for (let g = 0; g < N; g++) put(st, g, items[a + g], g, cost, tokens, padding, bin);
+  if (N <= LINEAR_SCAN_MAX) {
+    for (let k = N; k < m; k++) {
+      const i = items[a + k], t = tokens[i];
+      let g = -1;
+      for (let x = 0; x < N; x++) if (tok[x] + t <= cap && (g < 0 || load[x] < load[g])) g = x;
+      if (g < 0) return false;
+      put(st, g, i, k, cost, tokens, padding, bin);
+    }
+    return true;
+  }
+  const heap = st.heap;
+  heap.size = 0;
+  for (let g = 0; g < N; g++) heap.push(g, load[g]);
   const aside: number[] = [];
-  for (let k = opened; k < m; k++) {
-    const t = tokens[items[a + k]];
+  for (let k = N; k < m; k++) {
+    const i = items[a + k], t = tokens[i];
     let g = -1;
     while (heap.size > 0) {
       const top = heap.pop();
@@ -181,29 +211,35 @@ function lptPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput,
     for (const x of aside) heap.push(x, load[x]);
     aside.length = 0;
     if (g < 0) return false;
-    heap.push(g, put(g, k));
+    heap.push(g, put(st, g, i, k, cost, tokens, padding, bin));
   }
   return true;
 }
 
-/** FFD packing into N bins, then every empty bin given the cheapest item of the heaviest bin of ≥ 2 items. */
-function ffdPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput, N: number, cap: number, bin: Int32Array): void {
+/**
+ * FFD packing into N bins, then every empty bin (FFD fills bins 0..used-1) given the cheapest
+ * item of the heaviest bin of ≥ 2 items (ties: the lower bin). (Where LPT runs out of room, FFD
+ * has so far always needed all N bins; the filling keeps the no-empty promise regardless.)
+ */
+export function ffdPack(items: Uint32Array, a: number, b: number, inp: MicroBatchInput, N: number, cap: number, bin: Int32Array): void {
   const m = b - a;
-  if (firstFitDecreasing(items, a, b, inp.tokens, cap, N, bin) < 0) {
-    throw new Error('micro-batches: first-fit decreasing failed on a count it was sized for');
-  }
-  const size = new Uint32Array(N), load = new Float64Array(N);
-  for (let k = 0; k < m; k++) { size[bin[k]]++; load[bin[k]] += inp.cost[items[a + k]]; }
-  for (let e = 0; e < N && m > N; e++) {
-    if (size[e] > 0) continue;
-    let from = -1;
-    for (let g = 0; g < N; g++) if (size[g] >= 2 && (from < 0 || load[g] > load[from])) from = g;
-    let pick = -1;
-    for (let k = m - 1; k >= 0; k--) if (bin[k] === from) { pick = k; break; }
-    bin[pick] = e;
-    size[from]--; size[e]++;
-    const c = inp.cost[items[a + pick]];
-    load[from] -= c; load[e] += c;
+  const used = firstFitDecreasing(items, a, b, inp.tokens, cap, N, bin);
+  if (used < 0) throw new Error('micro-batches: first-fit decreasing failed on a count it was sized for');
+  if (used === N || m <= N) return;
+  // Each used bin's items, cost descending (k ascending): the cheapest is the last.
+  const members: number[][] = Array.from({ length: used }, () => []);
+  const load = new Float64Array(used);
+  for (let k = 0; k < m; k++) { members[bin[k]].push(k); load[bin[k]] += inp.cost[items[a + k]]; }
+  // Donors by load descending (keys −load in the min-heap, ties to the lower bin).
+  const donors = new LoadHeap(used);
+  for (let g = 0; g < used; g++) if (members[g].length >= 2) donors.push(g, -load[g]);
+  for (let e = used; e < N; e++) {
+    const g = donors.top();
+    const k = members[g].pop()!;
+    bin[k] = e;
+    load[g] -= inp.cost[items[a + k]];
+    if (members[g].length >= 2) donors.replaceTop(-load[g]);
+    else donors.pop();
   }
 }
 
@@ -335,45 +371,68 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
   }
 }
 
+/** At most this many local-search steps per call (each costs O(bins)): a count, not a clock. */
+const MAX_REFINE_STEPS = 4096;
+
 /** Refinement bounds for a rank's active bins: the lower bound max(⌈Σ/B⌉, largest item) and a step budget. */
 function refineActive(bins: Bins, active: number[], cost: Float64Array, tokens: Uint32Array, cap: number): void {
-  let total = 0, items = 0, big = 0;
+  let total = 0, items = 0, big = 0, max = 0;
   for (const g of active) {
     total += bins.load[g];
+    if (bins.load[g] > max) max = bins.load[g];
     const mg = bins.members[g];
     items += mg.length;
     if (mg.length > 0 && cost[mg[mg.length - 1]] > big) big = cost[mg[mg.length - 1]];
   }
   if (items <= active.length) return; // one item a bin at most: nothing to move
-  refineBins(bins, active, cost, tokens, cap, Math.max(Math.ceil(total / active.length), big), Math.min(4 * items, 64 + 16 * active.length));
+  const lowerBound = Math.max(Math.ceil(total / active.length), big);
+  if (max <= lowerBound) return;
+  refineBins(bins, active, cost, tokens, cap, lowerBound, Math.min(4 * items, 64 + 16 * active.length, MAX_REFINE_STEPS));
 }
 
-/** The heaviest of `active`: (load, tokens, items) descending, then the lowest bin index. */
+/** Bin order, heaviest first: (load, tokens, items) descending, then the lower bin index. */
+function heavier(bins: Bins, x: number, y: number): number {
+  return bins.load[y] - bins.load[x] || bins.tok[y] - bins.tok[x] || bins.members[y].length - bins.members[x].length || x - y;
+}
+
+/** The heaviest of `active` (the first in `heavier` order). */
 function heaviest(bins: Bins, active: number[]): number {
   let h = active[0];
-  for (const g of active) {
-    const d = bins.load[g] - bins.load[h] || bins.tok[g] - bins.tok[h] || bins.members[g].length - bins.members[h].length;
-    if (d > 0 || (d === 0 && g < h)) h = g;
-  }
+  for (const g of active) if (heavier(bins, g, h) < 0) h = g;
   return h;
 }
 
+/**
+ * Lock-step numbering (top-up) up to this many micro-batches; past it (a schedule no pipeline
+ * runs) each rank's bins are numbered heaviest first, which bounds the work at O(N) per level.
+ */
+export const LOCK_STEP_MAX_COUNT = 256;
+
 /** Rounds of topUp's add-then-swap loop (a count, not a clock). */
-const TOP_UP_ROUNDS = 16;
+const TOP_UP_ROUNDS = 2;
+
+/** First position in items[a..b) (cost descending) whose cost is ≤ c. */
+function firstAtMost(items: Uint32Array, a: number, b: number, cost: Float64Array, c: number): number {
+  let lo = a, hi = b;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (cost[items[mid]] > c) lo = mid + 1; else hi = mid; }
+  return lo;
+}
 
 /**
  * Tops bin h up to `target` (and the cap) with items of the rank's other unnumbered bins,
  * items[a..b) being the rank's items by cost descending (ties by index): first each item that
  * fits, in that order, never a bin's last item; then the swap of one of h's items for a
  * costlier one of another bin that brings h closest to `target` (a subset sum the greedy pass
- * can miss), then again the greedy pass; until neither changes h.
+ * can miss); TOP_UP_ROUNDS rounds of both at most, fewer when h reaches the target or
+ * neither changes it.
  */
-function topUp(bins: Bins, h: number, numbered: Uint8Array, items: Uint32Array, a: number, b: number, target: number, cost: Float64Array, tokens: Uint32Array, cap: number): void {
+function topUp(bins: Bins, h: number, numbered: Uint8Array, at: number, items: Uint32Array, a: number, b: number, target: number, cost: Float64Array, tokens: Uint32Array, cap: number): void {
   const { load, tok, members, binOf } = bins;
   for (let round = 0; round < TOP_UP_ROUNDS && load[h] < target; round++) {
-    for (let k = a; k < b && load[h] < target; k++) {
+    // From the first item that fits under the target (costlier ones never will: h only grows).
+    for (let k = firstAtMost(items, a, b, cost, target - load[h]); k < b && load[h] < target; k++) {
       const i = items[k], g = binOf[i];
-      if (g === h || numbered[g] || members[g].length < 2 || load[h] + cost[i] > target || tok[h] + tokens[i] > cap) continue;
+      if (g === h || numbered[at + g] || members[g].length < 2 || load[h] + cost[i] > target || tok[h] + tokens[i] > cap) continue;
       moveItem(bins, g, h, i, cost, tokens);
     }
     if (load[h] >= target) return;
@@ -381,14 +440,11 @@ function topUp(bins: Bins, h: number, numbered: Uint8Array, items: Uint32Array, 
     let bestGain = 0, bestX = -1, bestY = -1;
     for (const x of members[h]) {
       const cx = cost[x], most = target - load[h] + cx;
-      // First position of the rank's items (cost descending) with cost ≤ most.
-      let lo = a, hi = b;
-      while (lo < hi) { const mid = (lo + hi) >> 1; if (cost[items[mid]] > most) lo = mid + 1; else hi = mid; }
-      for (let k = lo; k < b; k++) {
+      for (let k = firstAtMost(items, a, b, cost, most); k < b; k++) {
         const y = items[k], gain = cost[y] - cx;
         if (gain <= bestGain) break; // costs only fall from here
         const g = binOf[y];
-        if (g === h || numbered[g] || tok[h] - tokens[x] + tokens[y] > cap || tok[g] - tokens[y] + tokens[x] > cap) continue;
+        if (g === h || numbered[at + g] || tok[h] - tokens[x] + tokens[y] > cap || tok[g] - tokens[y] + tokens[x] > cap) continue;
         bestGain = gain; bestX = x; bestY = y;
         break;
       }
@@ -407,26 +463,49 @@ function topUp(bins: Bins, h: number, numbered: Uint8Array, items: Uint32Array, 
  */
 export function assignMicroBatches(inp: MicroBatchInput, spec: MicroBatchConfig, phaseName: string, options: { topUp?: boolean } = {}): MicroBatchResult {
   const R = inp.ranks;
-  const { cost, tokens, padding } = inp;
+  const n = inp.rank.length;
+  const { padding } = inp;
   const { start, byRank } = itemsByRank(inp.rank, inp.order, R);
-  const N = microBatchCount(spec, start, byRank, tokens, R, phaseName);
+  // Everything below works on positions in byRank (each rank's items contiguous, cost
+  // descending): costs and tokens gathered once, so the passes over a rank read local memory.
+  const cost = new Float64Array(n), tokens = new Uint32Array(n), pos = new Uint32Array(n);
+  for (let k = 0; k < n; k++) { const i = byRank[k]; cost[k] = inp.cost[i]; tokens[k] = inp.tokens[i]; pos[k] = k; }
+  const local: MicroBatchInput = { ...inp, cost, tokens };
+  const N = microBatchCount(spec, start, pos, tokens, R, phaseName);
   const cap = spec.maxTokens ?? Infinity;
-  const of = indexArray(inp.rank.length, N);
+  const at = new Uint32Array(n); // micro-batch of each position
   const all = Array.from({ length: N }, (_, g) => g);
-  const binOf = new Int32Array(inp.rank.length);
-  // Every rank's bins, packed and balanced.
+  const binOf = new Int32Array(n);
+  const leveled = !padding && options.topUp !== false && N <= LOCK_STEP_MAX_COUNT;
+  // Every rank's bins, packed and balanced. A rank of at most N items runs one a micro-batch,
+  // heaviest first (its items are in that order already): nothing to pack or top up.
   const rankBins: (Bins | null)[] = new Array(R).fill(null);
   let scratch = new Int32Array(0);
+  const st = lptScratch(N);
   for (let r = 0; r < R; r++) {
     const a = start[r], b = start[r + 1];
-    if (a === b) continue;
+    if (b - a <= N) {
+      for (let k = a; k < b; k++) at[k] = k - a;
+      continue;
+    }
     if (scratch.length < b - a) scratch = new Int32Array(b - a);
-    if (!lptPack(byRank, a, b, inp, N, cap, scratch)) ffdPack(byRank, a, b, inp, N, cap, scratch);
-    const bins = binsOf(byRank, a, b, scratch, inp, N, binOf);
+    if (!lptPack(pos, a, b, local, N, cap, scratch, st)) ffdPack(pos, a, b, local, N, cap, scratch);
+    const bins = binsOf(pos, a, b, scratch, local, N, binOf);
     if (!padding) refineActive(bins, all, cost, tokens, cap);
-    rankBins[r] = bins;
+    if (leveled) { rankBins[r] = bins; continue; }
+    // Numbered heaviest first.
+    const ids = all.slice().sort((x, y) => heavier(bins, x, y));
+    for (let k = 0; k < N; k++) for (const p of bins.members[ids[k]]) at[p] = k;
   }
-  // Lock-step numbering, level by level (header).
+  if (leveled) lockStep(rankBins, start, at, N, cost, tokens, cap, pos, all);
+  const of = indexArray(n, N);
+  for (let k = 0; k < n; k++) of[byRank[k]] = at[k];
+  return { count: N, of };
+}
+
+/** Lock-step numbering of the packed ranks, level by level (header); at[p] = micro-batch of position p. */
+function lockStep(rankBins: (Bins | null)[], start: Uint32Array, at: Uint32Array, N: number, cost: Float64Array, tokens: Uint32Array, cap: number, pos: Uint32Array, all: number[]): void {
+  const R = rankBins.length;
   const active: number[][] = rankBins.map((b) => (b ? all.slice() : []));
   const numbered = new Uint8Array(R * N);
   const h = new Int32Array(R);
@@ -434,7 +513,11 @@ export function assignMicroBatches(inp: MicroBatchInput, spec: MicroBatchConfig,
     let target = 0;
     for (let r = 0; r < R; r++) {
       const bins = rankBins[r];
-      if (!bins) continue;
+      if (!bins) {
+        // One item a micro-batch, heaviest first.
+        if (start[r] + k < start[r + 1] && cost[start[r] + k] > target) target = cost[start[r] + k];
+        continue;
+      }
       h[r] = heaviest(bins, active[r]);
       if (bins.load[h[r]] > target) target = bins.load[h[r]];
     }
@@ -442,15 +525,13 @@ export function assignMicroBatches(inp: MicroBatchInput, spec: MicroBatchConfig,
       const bins = rankBins[r];
       if (!bins) continue;
       const hr = h[r];
-      const done = numbered.subarray(r * N, (r + 1) * N);
-      if (!padding && k < N - 1 && options.topUp !== false) topUp(bins, hr, done, byRank, start[r], start[r + 1], target, cost, tokens, cap);
-      for (const i of bins.members[hr]) of[i] = k;
-      done[hr] = 1;
+      if (k < N - 1) topUp(bins, hr, numbered, r * N, pos, start[r], start[r + 1], target, cost, tokens, cap);
+      for (const p of bins.members[hr]) at[p] = k;
+      numbered[r * N + hr] = 1;
       active[r].splice(active[r].indexOf(hr), 1);
-      if (!padding && k < N - 1) refineActive(bins, active[r], cost, tokens, cap);
+      if (k < N - 2) refineActive(bins, active[r], cost, tokens, cap);
     }
   }
-  return { count: N, of };
 }
 
 /**

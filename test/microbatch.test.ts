@@ -3,7 +3,7 @@
 // smallest count first-fit decreasing packs every rank into; micro-step k is balanced across
 // ranks (lock-step). Hand-checked small cases, invariants on random batches, bad input.
 import { describe, expect, it } from 'vitest';
-import { assignMicroBatches, firstFitDecreasing } from '../src/microbatch.js';
+import { assignMicroBatches, ffdPack, firstFitDecreasing } from '../src/microbatch.js';
 import { plan } from '../src/index.js';
 import type { Algorithm, Config, Example, MicroBatchConfig, Plan } from '../src/types.js';
 import { generateWorkload } from '../src/workload.js';
@@ -100,6 +100,16 @@ describe('hand-checked micro-batches', () => {
     expect(firstFitDecreasing(Uint32Array.from([0, 1, 2, 3, 4]), 0, 5, tokens, 10, 5, out)).toBe(2);
     expect(Array.from(out)).toEqual([0, 1, 0, 1, 1]);
     expect(firstFitDecreasing(Uint32Array.from([0, 1, 2, 3, 4]), 0, 5, tokens, 10, 1, out)).toBe(-1);
+  });
+
+  it('an FFD packing that leaves bins empty fills them from the heaviest bins of two or more items', () => {
+    // Tokens = costs 8 7 4 3 2, cap 12, 4 bins: FFD uses two, {8,4} and {7,3,2} (12 each). Bin 2
+    // takes the cheapest item of the heavier (tie: the lower) bin, 4; bin 3 then 2 from {7,3,2}.
+    const tokens = Uint32Array.from([8, 7, 4, 3, 2]);
+    const inp = { rank: new Int32Array(5), cost: Float64Array.from(tokens), tokens, order: Uint32Array.from([0, 1, 2, 3, 4]), ranks: 1, padding: false };
+    const bin = new Int32Array(5);
+    ffdPack(inp.order, 0, 5, inp, 4, 12, bin);
+    expect(Array.from(bin)).toEqual([0, 1, 2, 1, 3]);
   });
 });
 
@@ -207,6 +217,18 @@ describe('micro-batch invariants on random batches', () => {
     config.phases[1].microBatches = { count: 2, maxTokens: 4096 };
     config.phases[2].microBatches = { maxTokens: 16384 };
     checkMicroBatches(await plan(examples, config), examples, config);
+  });
+
+  it('many micro-batches (past the limit of lock-step numbering), and FFD packings with empty bins to fill', async () => {
+    const rand = mulberry(testSeed('many micro-batches'));
+    const examples: Example[] = [];
+    for (let e = 0; e < 1200; e++) examples.push({ id: e, rank: e % 3, text: 1 + Math.floor(Math.exp(rand() * 6)) });
+    const config = oneRankConfig(3, { count: 300 });
+    for (const mb of [{ count: 300 }, { count: 299, maxTokens: 4000 }, { maxTokens: 450 }, { count: 40, maxTokens: 1000 }]) {
+      config.phases[0].microBatches = mb;
+      const p = await plan(examples, config, { algorithm: 'none' });
+      checkMicroBatches(p, examples, config);
+    }
   });
 
   it('topping up: micro-step k filled to its longest rank, the lock-step time drops', () => {
