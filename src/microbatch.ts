@@ -304,7 +304,7 @@ function moveItem(bins: Bins, from: number, to: number, i: number, cost: Float64
  * Local search over the bins in `active` (sum loads): while the heaviest bin h can be lowered by
  * moving one of its items to a lighter bin l, or swapping one of its items with a cheaper one of
  * l, within the token cap and without emptying h, take the step that leaves max(L_h, L_l)
- * lowest (lighter bins lightest first, ties to the first found). Every step lowers (max load,
+ * lowest (the PAIR_LIMIT lightest bins, lightest first, ties to the first found). Every step lowers (max load,
  * bins at max) lexicographically; it stops at `lowerBound` or after `maxSteps` steps.
  */
 function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Uint32Array, cap: number, lowerBound: number, maxSteps: number): void {
@@ -331,7 +331,7 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
     const consider = (v: number, l: number, x: number, y: number) => {
       if (v < best) { best = v; bestL = l; bestX = x; bestY = y; }
     };
-    for (let p = 0; p < B - 1; p++) {
+    for (let p = 0, e = Math.min(B - 1, PAIR_LIMIT); p < e; p++) {
       const l = sorted[p];
       const Ll = load[l];
       // A step between h and l leaves max(L_h − d, L_l + d) ≥ ⌈(L_h + L_l) / 2⌉ (integer
@@ -340,13 +340,13 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
       const gap = Lh - Ll;
       const lm = members[l];
       // Moves of x from h: 0 < c_x < gap, best c_x nearest gap / 2 on either side (the first
-      // within the cap on each side is that side's best).
+      // within the cap on each side is that side's best; at most SCAN_LIMIT tried per side).
       if (hm.length >= 2) {
         const pos = firstAtLeast(hm, cost, gap / 2);
-        for (let q = pos; q < hm.length && cost[hm[q]] < gap; q++) {
+        for (let q = pos, e = Math.min(hm.length, pos + SCAN_LIMIT); q < e && cost[hm[q]] < gap; q++) {
           if (tok[l] + tokens[hm[q]] <= cap) { consider(Ll + cost[hm[q]], l, hm[q], -1); break; }
         }
-        for (let q = pos - 1; q >= 0 && cost[hm[q]] > 0; q--) {
+        for (let q = pos - 1, e = Math.max(-1, pos - 1 - SCAN_LIMIT); q > e && cost[hm[q]] > 0; q--) {
           if (tok[l] + tokens[hm[q]] <= cap) { consider(Lh - cost[hm[q]], l, hm[q], -1); break; }
         }
       }
@@ -354,11 +354,11 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
       for (const x of hm) {
         const cx = cost[x];
         const pos = firstAtLeast(lm, cost, cx - gap / 2);
-        for (let q = pos; q < lm.length && cx - cost[lm[q]] > 0; q++) {
+        for (let q = pos, e = Math.min(lm.length, pos + SCAN_LIMIT); q < e && cx - cost[lm[q]] > 0; q++) {
           const y = lm[q];
           if (tok[l] - tokens[y] + tokens[x] <= cap && tok[h] - tokens[x] + tokens[y] <= cap) { consider(Lh - (cx - cost[y]), l, x, y); break; }
         }
-        for (let q = pos - 1; q >= 0 && cx - cost[lm[q]] < gap; q--) {
+        for (let q = pos - 1, e = Math.max(-1, pos - 1 - SCAN_LIMIT); q > e && cx - cost[lm[q]] < gap; q--) {
           const y = lm[q];
           if (tok[l] - tokens[y] + tokens[x] <= cap && tok[h] - tokens[x] + tokens[y] <= cap) { consider(Ll + (cx - cost[y]), l, x, y); break; }
         }
@@ -370,6 +370,16 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
     resort();
   }
 }
+
+/**
+ * Candidates tried on each side of the ideal cost in one search of the local search: past the
+ * first few, a candidate is rejected only by the token cap, and the cap rejects its neighbours
+ * too. Bounds a search at O(SCAN_LIMIT) per item where the cap binds.
+ */
+const SCAN_LIMIT = 8;
+
+/** A local-search step looks at the PAIR_LIMIT lightest bins only (all of them up to 17 bins). */
+const PAIR_LIMIT = 16;
 
 /** At most this many local-search steps per call (each costs O(bins)): a count, not a clock. */
 const MAX_REFINE_STEPS = 4096;
