@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { assignMicroBatches, ffdPack, firstFitDecreasing } from '../src/microbatch.js';
 import { plan } from '../src/index.js';
+import { planJsonSize } from '../src/plan/format.js';
 import type { Algorithm, Config, Example, MicroBatchConfig, Plan } from '../src/types.js';
 import { generateWorkload } from '../src/workload.js';
 import { expectedItems, mulberry, randomCase, testSeed } from './helpers.js';
@@ -205,6 +206,8 @@ describe('micro-batch invariants on random batches', () => {
           continue;
         }
         checkMicroBatches(p, examples, config);
+        // The plan-size limit's estimate stays an upper bound with the micro-batch fields.
+        expect(planJsonSize(p)).toBeGreaterThanOrEqual(JSON.stringify(p).length);
         expect(withoutMicroBatches(p), 'micro-batches do not change the placement').toBe(withoutMicroBatches(await plan(examples, plain, { algorithm })));
         expect(JSON.stringify(p.phases), 'deterministic').toBe(JSON.stringify((await plan(examples, config, { algorithm })).phases));
       }

@@ -57,11 +57,15 @@ export function planJsonSize(plan: Plan): number {
     let items = 0, bytes = 0;
     for (const p of ph.exchange.pairs) { if (p[2] > items) items = p[2]; if (p[3] > bytes) bytes = p[3]; }
     n += 512 + ph.name.length + (2 * rank + digits(items) + digits(bytes) + 4) * ph.exchange.pairs.length;
+    // Micro-batches: per step two costs (12 significant digits, sign, exponent: ≤ 20 characters).
+    const mb = ph.microBatches === undefined ? 0 : digits(Math.max(0, ph.microBatches - 1)) + 1;
+    if (mb) n += 96 + 2 * 21 * ph.microBatches!;
     for (const r of ph.ranks) {
       n += 96 + 3 * r.items.length;
       for (let i = 0; i < r.items.length; i++) n += r.items[i].length;
       if (r.from) n += rank * r.from.length;
       if (r.routeRanks) n += rank * r.routeRanks.length;
+      if (r.microBatch) n += 16 + mb * r.microBatch.length;
     }
   }
   return n;
