@@ -12,7 +12,8 @@
 //   any packing could reach. With both `count` and `maxTokens`, a rank that FFD cannot pack into
 //   `count` micro-batches is an input error naming the count it needs.
 // - Packing, per rank (items by cost descending, ties by tokens, then item index): a rank of at
-//   most N items runs one item a micro-batch, heaviest first. Otherwise the first N items open
+//   most N items runs one item a micro-batch, heaviest first (under lock-step numbering, a rank
+//   of fewer than N may run several in one: see lockStep). Otherwise the first N items open
 //   one bin each (so no micro-batch is empty), then each item goes to the bin of least (cost,
 //   index) that has token room (LPT). Where LPT finds no room, the rank starts from its FFD
 //   packing (empty bins filled from the heaviest bins of ≥ 2 items). On sum-cost phases a local
@@ -136,7 +137,8 @@ export function microBatchCount(spec: MicroBatchConfig, start: Uint32Array, byRa
     const a = start[r], b = start[r + 1];
     if (a === b) continue;
     if (scratch.length < b - a) scratch = new Int32Array(b - a);
-    const used = firstFitDecreasing(byRank, a, b, tokens, cap, b - a, scratch); // one item per bin always fits
+    const used = firstFitDecreasing(byRank, a, b, tokens, cap, b - a, scratch);
+    if (used < 0) throw new Error(`micro-batches: phase "${phaseName}" has an item over maxTokens (checked with the input)`);
     if (used > need) { need = used; worst = r; }
   }
   if (spec.count === undefined) return Math.max(1, need);
@@ -429,23 +431,28 @@ function firstAtMost(items: Uint32Array, a: number, b: number, cost: Float64Arra
 }
 
 /**
- * Tops bin h up to `target` (and the cap) with items of the rank's other unnumbered bins,
- * items[a..b) being the rank's items by cost descending (ties by index): first each item that
- * fits, in that order, never a bin's last item; then the swap of one of h's items for a
- * costlier one of another bin that brings h closest to `target` (a subset sum the greedy pass
- * can miss); TOP_UP_ROUNDS rounds of both at most, fewer when h reaches the target or
- * neither changes it.
+ * Tops bin h up to `target` (and the cap) with items of the rank's other unnumbered bins
+ * (`active`, h among them), items[a..b) being the rank's items by cost descending (ties by
+ * index): first each item that fits, in that order, while the other bins keep at least one item
+ * each between them; then the swap of one of h's items for a costlier one of another bin that
+ * brings h closest to `target` (a subset sum the greedy pass can miss); TOP_UP_ROUNDS rounds of
+ * both at most, fewer when h reaches the target or neither changes it. A bin emptied on the way
+ * then gets the cheapest item of the heaviest bin of ≥ 2 items (ties: the lower bin).
  */
-function topUp(bins: Bins, h: number, numbered: Uint8Array, at: number, items: Uint32Array, a: number, b: number, target: number, cost: Float64Array, tokens: Uint32Array, cap: number): void {
+function topUp(bins: Bins, h: number, active: number[], numbered: Uint8Array, at: number, items: Uint32Array, a: number, b: number, target: number, cost: Float64Array, tokens: Uint32Array, cap: number): void {
   const { load, tok, members, binOf } = bins;
+  // Items the other bins can give up and still have one each.
+  let spare = 0;
+  for (const g of active) if (g !== h) spare += members[g].length - 1;
   for (let round = 0; round < TOP_UP_ROUNDS && load[h] < target; round++) {
     // From the first item that fits under the target (costlier ones never will: h only grows).
-    for (let k = firstAtMost(items, a, b, cost, target - load[h]); k < b && load[h] < target; k++) {
+    for (let k = firstAtMost(items, a, b, cost, target - load[h]); k < b && load[h] < target && spare > 0; k++) {
       const i = items[k], g = binOf[i];
-      if (g === h || numbered[at + g] || members[g].length < 2 || load[h] + cost[i] > target || tok[h] + tokens[i] > cap) continue;
+      if (g === h || numbered[at + g] || load[h] + cost[i] > target || tok[h] + tokens[i] > cap) continue;
       moveItem(bins, g, h, i, cost, tokens);
+      spare--;
     }
-    if (load[h] >= target) return;
+    if (load[h] >= target) break;
     // The best swap: x of h for y (another unnumbered bin), c_x < c_y ≤ target − L_h + c_x.
     let bestGain = 0, bestX = -1, bestY = -1;
     for (const x of members[h]) {
@@ -459,10 +466,16 @@ function topUp(bins: Bins, h: number, numbered: Uint8Array, at: number, items: U
         break;
       }
     }
-    if (bestX < 0) return;
+    if (bestX < 0) break;
     const g = binOf[bestY];
     moveItem(bins, h, g, bestX, cost, tokens);
     moveItem(bins, g, h, bestY, cost, tokens);
+  }
+  for (const e of active) {
+    if (e === h || members[e].length > 0) continue;
+    let from = -1;
+    for (const g of active) if (g !== h && members[g].length >= 2 && (from < 0 || load[g] > load[from])) from = g;
+    moveItem(bins, from, e, members[from][0], cost, tokens);
   }
 }
 
@@ -513,35 +526,70 @@ export function assignMicroBatches(inp: MicroBatchInput, spec: MicroBatchConfig,
   return { count: N, of };
 }
 
-/** Lock-step numbering of the packed ranks, level by level (header); at[p] = micro-batch of position p. */
+/**
+ * Lock-step numbering, level by level (header); at[p] = micro-batch of position p. Packed ranks
+ * (more than N items) number their bins; a rank of exactly N items keeps one item a micro-batch;
+ * a rank of fewer than N items may run several in one micro-batch (it has empty ones anyway):
+ * its costliest unnumbered item opens level k, then each further one that fits under T_k and
+ * the cap joins it, cost descending.
+ */
 function lockStep(rankBins: (Bins | null)[], start: Uint32Array, at: Uint32Array, N: number, cost: Float64Array, tokens: Uint32Array, cap: number, pos: Uint32Array, all: number[]): void {
   const R = rankBins.length;
   const active: number[][] = rankBins.map((b) => (b ? all.slice() : []));
   const numbered = new Uint8Array(R * N);
   const h = new Int32Array(R);
+  // Ranks of fewer than N items: the first position not yet numbered, and which are.
+  const next = Uint32Array.from(start.subarray(0, R));
+  const done = new Uint8Array(at.length);
   for (let k = 0; k < N; k++) {
     let target = 0;
     for (let r = 0; r < R; r++) {
       const bins = rankBins[r];
-      if (!bins) {
-        // One item a micro-batch, heaviest first.
-        if (start[r] + k < start[r + 1] && cost[start[r] + k] > target) target = cost[start[r] + k];
-        continue;
+      const a = start[r], b = start[r + 1];
+      let c = 0;
+      if (bins) {
+        h[r] = heaviest(bins, active[r]);
+        c = bins.load[h[r]];
+      } else if (b - a === N) {
+        c = cost[a + k];
+      } else if (next[r] < b) {
+        c = cost[next[r]];
       }
-      h[r] = heaviest(bins, active[r]);
-      if (bins.load[h[r]] > target) target = bins.load[h[r]];
+      if (c > target) target = c;
     }
     for (let r = 0; r < R; r++) {
       const bins = rankBins[r];
-      if (!bins) continue;
+      const a = start[r], b = start[r + 1];
+      if (!bins) {
+        if (b - a < N && next[r] < b) fewer(next, done, at, r, b, k, k < N - 1 ? target : 0, cost, tokens, cap);
+        continue;
+      }
       const hr = h[r];
-      if (k < N - 1) topUp(bins, hr, numbered, r * N, pos, start[r], start[r + 1], target, cost, tokens, cap);
+      if (k < N - 1) topUp(bins, hr, active[r], numbered, r * N, pos, a, b, target, cost, tokens, cap);
       for (const p of bins.members[hr]) at[p] = k;
       numbered[r * N + hr] = 1;
       active[r].splice(active[r].indexOf(hr), 1);
       if (k < N - 2) refineActive(bins, active[r], cost, tokens, cap);
     }
   }
+}
+
+/** Level k of a rank of fewer than N items (positions next[r] .. b): see lockStep. */
+function fewer(next: Uint32Array, done: Uint8Array, at: Uint32Array, r: number, b: number, k: number, target: number, cost: Float64Array, tokens: Uint32Array, cap: number): void {
+  const first = next[r];
+  let load = cost[first], tok = tokens[first];
+  at[first] = k;
+  done[first] = 1;
+  for (let q = first + 1; q < b && load < target; q++) {
+    if (done[q] || load + cost[q] > target || tok + tokens[q] > cap) continue;
+    at[q] = k;
+    done[q] = 1;
+    load += cost[q];
+    tok += tokens[q];
+  }
+  let p = first;
+  while (p < b && done[p]) p++;
+  next[r] = p;
 }
 
 /**
@@ -581,4 +629,21 @@ export function withMicroBatches(
   }
   const { count, of } = assignMicroBatches({ rank: ph.rank, cost: costs.cost, tokens: ph.items.tokens, order, ranks: R, padding }, spec, phase.name);
   return { ...ph, microBatch: of, microBatches: count, microBatchLoads: microBatchLoads(ph.rank, of, costs.float, R, count, padding) };
+}
+
+/**
+ * The lock-step time of a grouping (rank or group of every item): Σ_k max over ranks of micro-batch
+ * k's integer cost, with the micro-batches this stage assigns. At least the heaviest rank's
+ * load; equal to it when micro-batching costs nothing under lock-step.
+ */
+export function lockStepTime(inp: MicroBatchInput, spec: MicroBatchConfig, phaseName: string): number {
+  const { count: N, of } = assignMicroBatches(inp, spec, phaseName);
+  const loads = microBatchLoads(inp.rank, of, inp.cost, inp.ranks, N, inp.padding);
+  let sum = 0;
+  for (let k = 0; k < N; k++) {
+    let max = 0;
+    for (let r = 0; r < inp.ranks; r++) if (loads[r * N + k] > max) max = loads[r * N + k];
+    sum += max;
+  }
+  return sum;
 }

@@ -11,6 +11,7 @@ import { cpuAccelerator, type Accelerator } from '../primitives/accelerator.js';
 import { ALGORITHMS, type Algorithm, type Batch, type Config, type PhaseItems, type PhaseResult, type Plan, type PlanOptions, type PlanResult, type PlanStats, type CompactPlan } from '../types.js';
 import { toCompactPlan, toPlanDocument } from './format.js';
 import { stageBreakdown, stopwatch, timedAccelerator, round3, type AcceleratorTimes, type Stopwatch } from './instrument.js';
+import { lockStepChoice } from './lockstep.js';
 import { emptyPhase, partitionPhase, placePhase, sortPhase, type SortedPhase } from './phase.js';
 
 export { formatCompactPlan, formatPlan, toCompactPlan, toPlanDocument } from './format.js';
@@ -101,7 +102,8 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
         phases.push(mb ? withMicroBatches(empty, mb, null, null, R) : empty);
         continue;
       }
-      const part = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
+      let part = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
+      if (mb && algorithm === 'best') part = await lockStepChoice(sp, part, mb, accel, kkJobs[p]);
       kkJobs[p]?.cancel();
       sw.lap('partition');
       const placed = placePhase(sp, part, algorithm, config, options);
