@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: Co
   plan: { summary: 'plan a batch: --batch FILE|- --config FILE [--algorithm best] [--backend auto|cpu|gpu] [--out FILE]', load: () => import('./commands/plan.js') },
   demo: { summary: 'plan a built-in multimodal workload with every algorithm and show before/after', load: () => import('./commands/demo.js') },
   simulate: { summary: 'simulate step time per strategy (none, llm-only, orchestrated); --sweep 8,64,... for a scaling study', load: () => import('./commands/simulate.js') },
+  fit: { summary: 'fit each phase\'s cost model to measured times: --samples FILE|- --config FILE [--out FILE]', load: () => import('./commands/fit.js') },
   config: { summary: 'print a planner config derived from a model preset (--model NAME)', load: () => import('./commands/config.js') },
   serve: { summary: 'long-lived planner sidecar speaking NDJSON over stdin/stdout (--backend auto|cpu|gpu)', load: () => import('./commands/serve.js') },
 };

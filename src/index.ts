@@ -7,5 +7,7 @@ export { BACKENDS, type Backend } from './primitives/backend.js';
 export { parseConfig, validateConfig, parseBatch, batchFromExamples, modalitiesOf, MAX_RANKS } from './input.js';
 export { planBatch, planIndexed, formatPlan, formatCompactPlan, toCompactPlan, toPlanDocument, routeTarget } from './plan/index.js';
 export { cpuAccelerator, type Accelerator, type CutResult } from './primitives/accelerator.js';
+// Cost models fitted from measured phase times (`postbalance fit`).
+export { parseSamples, fitPhase, fitConfig, type PhaseSamples, type PhaseFit } from './fit.js';
 // The demo's synthetic workload, for trying the planner without a data loader.
 export { generateWorkload, demoConfig, toJsonl, type WorkloadOptions } from './workload.js';

@@ -53,7 +53,7 @@ describe('parseFlags', () => {
 });
 
 describe('every command', () => {
-  for (const cmd of ['plan', 'demo', 'simulate', 'config', 'serve']) {
+  for (const cmd of ['plan', 'demo', 'simulate', 'config', 'serve', 'fit']) {
     it(`${cmd}: --help prints its usage and exits 0; an unknown option is one line, exit 1`, async () => {
       const help = await cli([cmd, '--help']);
       expect(help.code).toBe(0);
