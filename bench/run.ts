@@ -11,7 +11,7 @@
 // Backends run interleaved, repeat by repeat, so that a busy machine slows both alike; the
 // table gives each one's median and the GPU/CPU ratio of the medians.
 import { cpuAccelerator, type Accelerator } from '../src/primitives/accelerator.js';
-import { getAccelerator } from '../src/primitives/backend.js';
+import { getAccelerator } from '../src/backend.js';
 import { batchFromExamples } from '../src/input.js';
 import { planBatch, planIndexed } from '../src/plan/index.js';
 import type { Algorithm, Batch, Config, PlanStats } from '../src/types.js';

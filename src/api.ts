@@ -2,7 +2,7 @@
 // step (the accelerator, and on the GPU backend its device and pipelines, are created once and
 // reused until close()).
 import { cpuAccelerator, type Accelerator } from './primitives/accelerator.js';
-import { getAccelerator, type Backend } from './primitives/backend.js';
+import { getAccelerator, type Backend } from './backend.js';
 import { batchFromExamples, validateConfig } from './input.js';
 import { planBatch, planCompact as planCompactBatch } from './plan/index.js';
 import type { Batch, CompactPlan, Config, Example, Plan, PlanOptions } from './types.js';

@@ -3,7 +3,7 @@
 export * from './types.js';
 export { InputError } from './errors.js';
 export { createPlanner, plan, planCompact, type AcceleratorOptions, type Planner, type PlannerOptions } from './api.js';
-export { BACKENDS, type Backend } from './primitives/backend.js';
+export { BACKENDS, type Backend } from './backend.js';
 export { parseConfig, validateConfig, parseBatch, batchFromExamples, modalitiesOf, MAX_RANKS } from './input.js';
 export { planBatch, planIndexed, formatPlan, formatCompactPlan, toCompactPlan, toPlanDocument, routeTarget } from './plan/index.js';
 export { cpuAccelerator, type Accelerator, type CutResult } from './primitives/accelerator.js';

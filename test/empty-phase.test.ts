@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuAccelerator, type Accelerator } from '../src/primitives/accelerator.js';
-import { getAccelerator } from '../src/primitives/backend.js';
+import { getAccelerator } from '../src/backend.js';
 import { run } from '../src/cli.js';
 import { plan } from '../src/index.js';
 import { serve } from '../src/serve/server.js';

@@ -3,7 +3,7 @@
 // padded and for best on padded phases). Runs for real on llvmpipe in CI: no adapter = failure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpuAccelerator, type Accelerator } from '../src/primitives/accelerator.js';
-import { getAccelerator } from '../src/primitives/backend.js';
+import { getAccelerator } from '../src/backend.js';
 import { createGpuAccelerator } from '../src/gpu/accelerator.js';
 import { plan } from '../src/index.js';
 import type { Algorithm, Config, Example } from '../src/types.js';

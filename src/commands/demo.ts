@@ -1,7 +1,7 @@
 // `postbalance demo`: the main job on a built-in workload. Generates a realistic multimodal
 // batch, plans it with every algorithm, and shows per phase how far each lands from the lower
 // bound, how long planning took and what it moves; then the per-rank load before and after.
-import { BACKENDS, getAccelerator } from '../primitives/backend.js';
+import { BACKENDS, getAccelerator } from '../backend.js';
 import type { CliIO } from './io.js';
 import { batchFromExamples, MAX_EXAMPLES, MAX_RANKS } from '../input.js';
 import { planBatch } from '../plan/index.js';

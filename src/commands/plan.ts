@@ -1,6 +1,6 @@
 // `postbalance plan`: read a JSONL batch and a JSON config, write the plan (the output contract
 // in the README) to stdout or --out. Nothing reaches stdout unless the whole plan succeeded.
-import { BACKENDS, getAccelerator } from '../primitives/backend.js';
+import { BACKENDS, getAccelerator } from '../backend.js';
 import type { CliIO } from './io.js';
 import { InputError } from '../errors.js';
 import { parseBatch, parseConfig } from '../input.js';

@@ -1,7 +1,7 @@
 // `postbalance serve`: the planner as a long-lived sidecar speaking NDJSON over stdin/stdout
 // (protocol: src/serve/protocol.ts and docs/PYTORCH.md). A training job starts it once and sends
 // one request per step, so Node start-up and GPU set-up are paid once.
-import { BACKENDS, getAccelerator, type Backend } from '../primitives/backend.js';
+import { BACKENDS, getAccelerator, type Backend } from '../backend.js';
 import type { CliIO } from './io.js';
 import { DEFAULT_MAX_REQUEST_BYTES, serve } from '../serve/server.js';
 import { ALGORITHMS, PLAN_FORMATS, type PlanFormat, type PlanOptions } from '../types.js';

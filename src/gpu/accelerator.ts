@@ -12,7 +12,7 @@ import { BufferPool } from './buffers.js';
 import type { Context, CutPath, PairPath } from './context.js';
 import { cutCountsGpu, parallelCutMinItems } from './cuts/cuts.js';
 import { acquireDevice } from './device.js';
-import { createKernels } from './kernels.js';
+import { createKernels, type Kernels } from './kernels.js';
 import { pairStepsGpu, pairStepsMinItems } from './pairs/pairs.js';
 import { prefixSumGpu } from './scan/scan.js';
 import { sortDescGpu } from './sort/sort.js';
@@ -76,7 +76,7 @@ async function checked<T>(device: GPUDevice, fn: () => Promise<T>): Promise<T> {
 export async function createGpuAccelerator(opts: { verbose?: boolean; timestamps?: boolean; cutPath?: CutPath; pairPath?: PairPath; cutChunkBytes?: number; allowSoftware?: boolean; reason?: string } = {}): Promise<GpuAccelerator> {
   const { device, adapterName, software, timestamps } = await acquireDevice(opts);
   const reason = opts.reason ?? `WebGPU adapter ${adapterName}`;
-  let ctx: Context;
+  let ctx: Context<Kernels>;
   try {
     const k = await createKernels(device, software);
     if (opts.cutChunkBytes !== undefined) k.cutChunkBytes = Math.min(k.cutChunkBytes, opts.cutChunkBytes);

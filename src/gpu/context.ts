@@ -2,7 +2,6 @@
 // buffers, the timestamp query set, path choices) and a call in progress (its profile).
 import type { CallProfile } from '../primitives/accelerator.js';
 import { Call, type BufferPool } from './buffers.js';
-import type { Kernels } from './kernels.js';
 
 /**
  * Where pairSteps runs: "gpu" (pair_steps.wgsl), "cpu" (pairStepsCpu on the host: the same
@@ -17,8 +16,9 @@ export type PairPath = 'auto' | 'gpu' | 'cpu';
  */
 export type CutPath = 'auto' | 'serial' | 'parallel';
 
-export interface Context {
-  k: Kernels;
+/** The accelerator's state, typed by the pipelines a family needs (K: its own kernels). */
+export interface Context<K = unknown> {
+  k: K;
   pool: BufferPool;
   /** Two timestamps (start and end of the compute pass), when timing. */
   query: GPUQuerySet | null;

@@ -4,22 +4,16 @@
 // byte-identical to a CPU plan.
 
 import { balanceCpu, type BalanceInput, type BalanceResult } from './balance.js';
-import { cutCountsCpu } from './cuts.js';
+import { cutCountsCpu, type CutResult } from './cuts.js';
 import { pairStepsCpu, type PairArena } from './pairstep.js';
 import { prefixSumCpu } from './scan.js';
 import { sortDescCpu, sortDescWithKeys } from './sort.js';
 
 export type { PairArena } from './pairstep.js';
 export type { BalanceInput, BalanceResult } from './balance.js';
+export type { CutResult } from './cuts.js';
 export { balanceCpu, cutCountsCpu, pairStepsCpu, prefixSumCpu, sortDescCpu, sortDescWithKeys };
 
-/** Result of evaluating greedy contiguous cuts for a set of targets. */
-export interface CutResult {
-  /** Number of groups the greedy cut needs, per target. */
-  groups: Uint32Array;
-  /** Largest group load the greedy cut produces, per target (exact integer, < 2^53). */
-  maxLoad: Float64Array;
-}
 
 /** Where the time of an accelerator call went (host clock, plus GPU timestamps where supported). */
 export interface CallProfile {

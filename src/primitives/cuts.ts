@@ -1,5 +1,11 @@
 // CPU reference of the candidate-cut primitive: greedy contiguous cuts for many targets.
-import type { CutResult } from './accelerator.js';
+/** Result of evaluating greedy contiguous cuts for a set of targets. */
+export interface CutResult {
+  /** Number of groups the greedy cut needs, per target. */
+  groups: Uint32Array;
+  /** Largest group load the greedy cut produces, per target (exact integer, < 2^53). */
+  maxLoad: Float64Array;
+}
 
 /** Index of the last prefix entry ≤ limit, searching prefix[lo..hi]. */
 function lastAtMost(prefix: Float64Array, lo: number, hi: number, limit: number): number {

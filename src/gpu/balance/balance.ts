@@ -112,11 +112,11 @@ function longestBucket(home: Int32Array, R: number): number {
   return max;
 }
 
-export async function balanceGpu(ctx: Context, inp: BalanceInput): Promise<BalanceResult> {
+export async function balanceGpu(ctx: Context<BalanceKernels>, inp: BalanceInput): Promise<BalanceResult> {
   checkInput(inp);
   const { cost, tokens, home, groups: R, target, cap, q, deal, maxRounds } = inp;
   const n = cost.length;
-  const k = ctx.k as BalanceKernels;
+  const k = ctx.k;
   const limit = Math.min(k.device.limits.maxStorageBufferBindingSize, k.device.limits.maxBufferSize);
   // Nothing to do, or too large for one binding (llvmpipe: 2^24 positions): the same result on the host.
   if (n === 0 || (n + 1) * 8 > limit) return balanceCpu(inp);

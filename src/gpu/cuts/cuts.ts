@@ -118,7 +118,7 @@ const MAX_CUT_ROUNDS_PER_SUBMIT = 256;
  * doubling after each read back, so a walk needing R rounds costs O(log R) round trips and at
  * most about 2R dispatches (rounds after a target finishes return at once).
  */
-async function walkCuts(ctx: Context, run: Run, mode: 'sum' | 'padded', itemValues: Float64Array, n: number, targetValues: Float64Array): Promise<Uint32Array> {
+async function walkCuts(ctx: Context<CutKernels>, run: Run, mode: 'sum' | 'padded', itemValues: Float64Array, n: number, targetValues: Float64Array): Promise<Uint32Array> {
   const { k } = ctx;
   const numTargets = targetValues.length;
   const items = run.call.upload(`cut ${mode} items`, itemValues);
@@ -171,7 +171,7 @@ const PARALLEL_PADDED_MAX_ITEMS_HARDWARE = 300_000;
  * one span), one read back of the per-target (end, groups, maxLoad) words. Null when not even one
  * target's n + 1 entries fit a buffer (the caller walks serially then).
  */
-async function parallelCuts(ctx: Context, run: Run, mode: 'sum' | 'padded', itemValues: Float64Array, n: number, targetValues: Float64Array): Promise<Uint32Array | null> {
+async function parallelCuts(ctx: Context<CutKernels>, run: Run, mode: 'sum' | 'padded', itemValues: Float64Array, n: number, targetValues: Float64Array): Promise<Uint32Array | null> {
   const { k } = ctx;
   const numTargets = targetValues.length;
   const chunk = cutChunkTargets(k, n, numTargets);
@@ -214,7 +214,7 @@ function checkTargets(targets: Float64Array): void {
   }
 }
 
-export async function cutCountsGpu(ctx: Context, costs: Float64Array, prefix: Float64Array, targets: Float64Array, mode: 'sum' | 'padded'): Promise<CutResult> {
+export async function cutCountsGpu(ctx: Context<CutKernels>, costs: Float64Array, prefix: Float64Array, targets: Float64Array, mode: 'sum' | 'padded'): Promise<CutResult> {
   const n = costs.length, numTargets = targets.length;
   if (mode !== 'sum' && mode !== 'padded') throw new RangeError(`cutCounts: unknown mode ${String(mode)}`);
   checkTargets(targets);

@@ -130,7 +130,7 @@ export function pairStepsMinItems(software: boolean): number {
  * the arena's `used` prefix is uploaded. An arena or pair table too large for one storage binding
  * (over 2^24 members on llvmpipe's 128 MiB) runs pairStepsCpu instead: the same result.
  */
-export async function pairStepsGpu(ctx: Context, arena: PairArena, pairs: Int32Array): Promise<Int32Array> {
+export async function pairStepsGpu(ctx: Context<PairKernels>, arena: PairArena, pairs: Int32Array): Promise<Int32Array> {
   const onGpu = ctx.pairPath === 'gpu' || (ctx.pairPath === 'auto' && arena.used >= pairStepsMinItems(ctx.software));
   // Answered on the host (by choice, nothing to search, or too large for one binding): the
   // profile says so, so that no caller reads the previous call's kernel times as this one's.

@@ -74,7 +74,7 @@ export function encodeF64ToU64(k: ScanKernels, pass: GPUComputePassEncoder, call
 
 const ZERO_PAIR = new Float64Array(1);
 
-export async function prefixSumGpu(ctx: Context, values: Float64Array): Promise<Float64Array> {
+export async function prefixSumGpu(ctx: Context<ScanKernels>, values: Float64Array): Promise<Float64Array> {
   const n = values.length;
   if (n === 0) return new Float64Array(1);
   const count = n + 1; // a trailing zero makes the last exclusive sum the total

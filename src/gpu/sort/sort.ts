@@ -57,7 +57,7 @@ export function encodeSortDesc(k: SortKernels, pass: GPUComputePassEncoder, call
   return valsIn;
 }
 
-export async function sortDescGpu(ctx: Context, keys: Uint32Array): Promise<Uint32Array> {
+export async function sortDescGpu(ctx: Context<SortKernels>, keys: Uint32Array): Promise<Uint32Array> {
   const n = keys.length;
   const run = new Run(ctx);
   const shifts = n < 2 ? [] : activeDigitShifts(keys);

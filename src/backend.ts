@@ -1,10 +1,10 @@
-// Choosing the accelerator: `cpu`, `gpu` (an adapter is required, software ones included), or
+// Choosing the accelerator (above both primitives/ and gpu/, which it picks between): `cpu`, `gpu` (an adapter is required, software ones included), or
 // `auto`: a hardware GPU adapter if one can be had; on a software adapter (Mesa llvmpipe and
 // the like, the only adapter of a GPU-less machine) the CPU path, which plans faster there
 // (docs/BENCHMARKS.md: every size measured); with no adapter the CPU path and one line on stderr.
 // Plans are identical whichever is chosen; stats.backendReason says why.
-import { cpuAccelerator, type Accelerator } from './accelerator.js';
-import { InputError } from '../errors.js';
+import { cpuAccelerator, type Accelerator } from './primitives/accelerator.js';
+import { InputError } from './errors.js';
 
 export type Backend = 'auto' | 'cpu' | 'gpu';
 export const BACKENDS: readonly Backend[] = ['auto', 'cpu', 'gpu'];
@@ -14,7 +14,7 @@ export async function getAccelerator(backend: Backend, opts: { verbose?: boolean
   let reason: string;
   try {
     // Dynamic import: the GPU bindings load only when a GPU backend is asked for.
-    const { createGpuAccelerator } = await import('../gpu/accelerator.js');
+    const { createGpuAccelerator } = await import('./gpu/accelerator.js');
     return await createGpuAccelerator({
       verbose: opts.verbose, allowSoftware: backend === 'gpu',
       reason: backend === 'gpu' ? 'backend gpu' : 'auto: a hardware WebGPU adapter',
