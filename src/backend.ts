@@ -1,8 +1,9 @@
-// Choosing the accelerator (above both primitives/ and gpu/, which it picks between): `cpu`, `gpu` (an adapter is required, software ones included), or
-// `auto`: a hardware GPU adapter if one can be had; on a software adapter (Mesa llvmpipe and
-// the like, the only adapter of a GPU-less machine) the CPU path, which plans faster there
-// (docs/BENCHMARKS.md: every size measured); with no adapter the CPU path and one line on stderr.
-// Plans are identical whichever is chosen; stats.backendReason says why.
+// Choosing the accelerator, above both primitives/ and gpu/ (it picks between them): `cpu`,
+// `gpu` (an adapter is required, software ones included), or `auto`: a hardware GPU adapter if
+// one can be had; on a software adapter (Mesa llvmpipe and the like, the only adapter of a
+// GPU-less machine) the CPU path, which plans faster there (docs/BENCHMARKS.md: every size
+// measured); with no adapter the CPU path and one line on stderr. Plans are identical whichever
+// is chosen; stats.backendReason says why.
 import { cpuAccelerator, type Accelerator } from './primitives/accelerator.js';
 import { InputError } from './errors.js';
 
