@@ -29,7 +29,7 @@
 // kernel-only time against the bandwidth floor of their minimal traffic (16 B per key per pass,
 // 16 B per value).
 
-import { cpuAccelerator, type Accelerator, type PairArena } from '../src/primitives/accelerator.js';
+import { cpuAccelerator, type Accelerator, type BalanceInput, type PairArena } from '../src/primitives/accelerator.js';
 import { createGpuAccelerator, type CutPath, type GpuAccelerator } from '../src/gpu/accelerator.js';
 import { activeDigitShifts, SORT_TILE } from '../src/gpu/sort/sort.js';
 import { intFlag, intList, numberFlag, oneOf } from '../src/commands/args.js';
@@ -151,7 +151,26 @@ async function measure(gpu: GpuAccelerator, cutGpus: CutAccelerators, n: number,
   }
   const { arena, pairs } = pairStepInputs(costs, rand);
   await both(`pair steps (R=${arena.size.length}, ${pairs.length / 2} pairs)`, n, 0, async (a) => [await a.pairSteps(arena, pairs)]);
+  for (const deal of ['home', 'snake'] as const) {
+    const inp = balanceInput(sortedCosts, rand, deal);
+    let label = '';
+    await both(() => label, n, 0, async (a) => {
+      const r = await a.balance(inp);
+      label = `balance, ${deal} deal (R=${inp.groups}, ${r.rounds} rounds)`;
+      return [r.group, [r.rounds, r.steps]];
+    });
+  }
   return rows;
+}
+
+/** The balance rows' input: the costs in cost order, ~180 items a group, random sampled ranks. */
+function balanceInput(sortedCosts: Float64Array, rand: () => number, deal: 'home' | 'snake'): BalanceInput {
+  const n = sortedCosts.length, R = Math.max(1, Math.min(65536, Math.round(n / 180)));
+  const tokens = Uint32Array.from(sortedCosts, (c) => Math.max(1, Math.round(c / 16)));
+  const home = Int32Array.from({ length: n }, () => rand() % R);
+  let total = 0;
+  for (let k = 0; k < n; k++) total += sortedCosts[k];
+  return { cost: sortedCosts, tokens, home, groups: R, target: Math.max(Math.ceil(total / R), n ? sortedCosts[0] : 0), cap: Infinity, q: -1, deal, maxRounds: 64 };
 }
 
 /** The pair-steps row's arena and pairs (see the header). */

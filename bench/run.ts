@@ -71,7 +71,7 @@ async function main() {
   for (const [examples, ranks] of grid) {
     const { config, examples: ex } = generateWorkload({ ranks, examples, seed: 1 });
     if (flags.uncapped) for (const p of config.phases) delete p.maxTokensPerRank;
-    const batch = batchFromExamples(ex, config);
+    const batch = batchFromExamples(ex, config, undefined, { maxExamples: Infinity, maxSegments: Infinity }); // in memory: no JSON to guard
     let items = 0;
     try {
       const probe = await planIndexed(batch, config, { algorithm: 'none' }, cpuAccelerator);

@@ -193,7 +193,16 @@ export function modalitiesOf(config: Config): string[] {
 }
 
 /** Incrementally builds the CSR batch from validated examples. */
-function batchBuilder(config: Config) {
+/** How large a batch may be: the JSON inputs' limits (README), which a library caller may raise. */
+export interface BatchLimits {
+  maxExamples: number;
+  maxSegments: number;
+}
+
+const DEFAULT_BATCH_LIMITS: BatchLimits = { maxExamples: MAX_EXAMPLES, maxSegments: MAX_SEGMENTS };
+
+function batchBuilder(config: Config, limits: BatchLimits = DEFAULT_BATCH_LIMITS) {
+  const { maxExamples, maxSegments } = limits;
   const modalities = modalitiesOf(config);
   const ids: string[] = [];
   const ranks: number[] = [];
@@ -214,7 +223,7 @@ function batchBuilder(config: Config) {
   /** `idSpelling`: how the user wrote a numeric id (from the JSON text); default: as JS prints it. */
   function add(ex: unknown, where: string, line = 0, idSpelling?: () => string): void {
     if (!isObject(ex)) throw inputError(where, `must be a JSON object, got ${describe(ex)}`);
-    if (ids.length >= MAX_EXAMPLES) throw inputError(where, `a batch holds at most ${MAX_EXAMPLES} examples; split it`);
+    if (ids.length >= maxExamples) throw inputError(where, `a batch holds at most ${maxExamples} examples; split it`);
     const id = ex.id;
     if ((typeof id !== 'string' || id === '') && (typeof id !== 'number' || !Number.isFinite(id))) {
       throw inputError(`${where}, field "id"`, `must be a non-empty string or a number, got ${describe(id)}`);
@@ -245,7 +254,7 @@ function batchBuilder(config: Config) {
       const v = own(ex, m);
       count += v === undefined || v === null ? 0 : Array.isArray(v) ? v.length : 1;
     }
-    if (segmentCount + count > MAX_SEGMENTS) throw inputError(where, `a batch holds at most ${MAX_SEGMENTS} segments (lengths), this example brings it to ${segmentCount + count}; split it`);
+    if (segmentCount + count > maxSegments) throw inputError(where, `a batch holds at most ${maxSegments} segments (lengths), this example brings it to ${segmentCount + count}; split it`);
     segmentCount += count;
     for (const m of modalities) {
       const v = own(ex, m);
@@ -307,9 +316,9 @@ export function parseBatch(text: string, config: Config): Batch {
  * Build a batch from example objects (the library's and the sidecar's entry point).
  * `idSpelling(i)`: how example i's numeric id was written, where the caller has the JSON text.
  */
-export function batchFromExamples(examples: readonly Example[] | readonly unknown[], config: Config, idSpelling?: (index: number, value: number) => string): Batch {
+export function batchFromExamples(examples: readonly Example[] | readonly unknown[], config: Config, idSpelling?: (index: number, value: number) => string, limits?: BatchLimits): Batch {
   if (!Array.isArray(examples)) throw inputError('batch', 'must be an array of examples');
-  const b = batchBuilder(config);
+  const b = batchBuilder(config, limits);
   for (let i = 0; i < examples.length; i++) {
     const id = (examples[i] as { id?: unknown } | null)?.id;
     b.add(examples[i], `batch example ${i}`, 0, idSpelling && typeof id === 'number' ? () => idSpelling(i, id) : undefined);
