@@ -116,7 +116,7 @@ export function polish(s: BalanceState, target: number, limit: number): number {
     for (let si = 0; si < scanEnd; si++) {
       const l = sorted[si];
       const Ll = load[l];
-      if (Lh - Ll < 2) break; // an integer step d must satisfy 0 < d < g
+      if (Lh - Ll < 2 || Lh - Ll <= s.resolution) break; // no step fits in the gap (0 < d < g)
       if (bestV <= Math.ceil((Lh + Ll) / 2)) break; // no step with l or heavier can do better
       const v = pairStep(s, h, l, bestV, at);
       if (v < bestV) {

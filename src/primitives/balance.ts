@@ -169,6 +169,12 @@ export interface BalanceState extends PairArena {
   tokens: Uint32Array;
   /** Groups by (load, index) ascending. */
   sorted: Int32Array;
+  /**
+   * No single move or swap can change a pair whose gap g is at most this: the smallest positive
+   * cost, or the smallest difference between two distinct costs, whichever is less (pairStep
+   * would find nothing; skipping it changes no result).
+   */
+  resolution: number;
 }
 
 /** The arena of a grouping: every group's positions descending, with slack to grow. */
@@ -189,8 +195,19 @@ export function arenaOf(inp: Pick<BalanceInput, 'cost' | 'tokens' | 'groups' | '
   fillBlocks(group, cost, tokens, off, size, mem, mc, mt);
   return {
     R, group, mem, mc, mt, off, size, room, load, tok, cost, tokens, used,
-    cap: inp.cap, q: inp.q, sorted: sortByLoad(load),
+    cap: inp.cap, q: inp.q, sorted: sortByLoad(load), resolution: resolutionOf(cost),
   };
+}
+
+/** See BalanceState.resolution: `cost` is in cost order (descending). */
+function resolutionOf(cost: Float64Array): number {
+  let r = Infinity;
+  for (let k = 0; k < cost.length; k++) {
+    const c = cost[k];
+    if (c > 0 && c < r) r = c;
+    if (k > 0 && cost[k - 1] !== c && cost[k - 1] - c < r) r = cost[k - 1] - c;
+  }
+  return r;
 }
 
 function tallyGroups(group: Int32Array, cost: Float64Array, tokens: Uint32Array, size: Int32Array, load: Float64Array, tok: Float64Array): void {
@@ -232,9 +249,9 @@ export function runRounds(s: BalanceState, target: number, maxRounds: number): {
     }
     if (P === 0) break;
     for (let i = 0; i < P; i++) {
-      const h = pairs[2 * i];
+      const h = pairs[2 * i], l = pairs[2 * i + 1];
       out[0] = -1; out[1] = -1;
-      pairStep(s, h, pairs[2 * i + 1], load[h], out);
+      if (load[h] - load[l] > s.resolution) pairStep(s, h, l, load[h], out);
       steps[2 * i] = out[0];
       steps[2 * i + 1] = out[1];
     }
