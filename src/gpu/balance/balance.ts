@@ -1,9 +1,9 @@
 // The balance primitive on the device (balance.wgsl, group_sort.wgsl, with the radix sort, the
 // scans and pair_steps.wgsl): the deal and every balance round run as kernels over
 // device-resident buffers, exactly balanceCpu (src/primitives/balance.ts). Costs, tokens and
-// sampled ranks go up once; each submit encodes several rounds (4, then doubling), and reads back
-// the group of every position with four status words (done, rounds, steps): no per-round
-// traffic. A round's dispatches are recorded once and replayed (same buffers, same params).
+// sampled ranks go up once; each submit encodes several rounds (4, then doubling) and reads back
+// four status words (done, rounds, steps); the group of every position comes back once, at the
+// end. A round's dispatches are recorded once and replayed (same buffers, same params).
 import type { BalanceInput, BalanceResult } from '../../primitives/balance.js';
 import { balanceCpu } from '../../primitives/balance.js';
 import { bindGroup, dispatchGrid, putWordPair, type UniformSlot } from '../buffers.js';
@@ -248,23 +248,28 @@ export async function balanceGpu(ctx: Context<BalanceKernels>, inp: BalanceInput
     pass.dispatchWorkgroups(1);
     run1d(pass, k.balance.cut, bg('cut', { 1: buf.cost, 3: buf.group, 6: buf.flags, 7: buf.colA, 8: buf.colB, 11: buf.ranked }), n);
   }
-  // Rounds: 4 in the first submit, then doubling, until the device says done.
+  // Rounds: 4 in the first submit, then doubling; each submit reads back only the four status
+  // words, and the groups come back once, with the submit that is known to be the last (the
+  // round limit) or in one more when the device says done.
   let status = new Uint32Array(4);
-  let out = new Int32Array(0);
+  let out: Int32Array | null = null;
+  const readAll = async (e: GPUCommandEncoder) => {
+    e.copyBufferToBuffer(buf.status.buffer, 0, buf.group.buffer, n * 4, 16);
+    const bytes = await run.submitAndRead(e, buf.group.buffer, n * 4 + 16);
+    status = new Uint32Array(bytes, n * 4, 4);
+    return new Int32Array(bytes, 0, n);
+  };
   for (let rounds = Math.min(4, maxRounds), submitted = 0; ; rounds = Math.min(2 * rounds, maxRounds - submitted)) {
     for (let r = 0; r < rounds; r++) replay(pass, arena.commands);
     submitted += rounds;
     pass.end();
-    encoder.copyBufferToBuffer(buf.status.buffer, 0, buf.group.buffer, n * 4, 16);
-    const last = submitted >= maxRounds;
-    const bytes = await run.submitAndRead(encoder, buf.group.buffer, n * 4 + 16);
-    out = new Int32Array(bytes, 0, n);
-    status = new Uint32Array(bytes, n * 4, 4);
-    if (status[0] !== 0 || last) break;
+    if (submitted >= maxRounds) { out = await readAll(encoder); break; }
+    status = new Uint32Array(await run.submitAndRead(encoder, buf.status.buffer, 16));
     run.resumeHost();
     encoder = device.createCommandEncoder();
+    if (status[0] !== 0) { out = await readAll(encoder); break; }
     pass = run.beginPass(encoder);
   }
   run.finish();
-  return { group: out, rounds: status[1], steps: status[2] };
+  return { group: out!, rounds: status[1], steps: status[2] };
 }
