@@ -96,7 +96,7 @@ function meetsConstraints(s: BalanceState, n: number): boolean {
 /** After a step is found, scan this many further lighter groups for a better one. */
 const EXTRA_SCAN = 8;
 /** The polish tries at most this many lighter groups for the heaviest (lightest first). */
-export let POLISH_SCAN = Number(process.env.PB_SCAN ?? 64);
+export const POLISH_SCAN = 64;
 
 /**
  * Steps for the heaviest group until it is within target, at a local optimum, or `limit` steps:
@@ -181,7 +181,7 @@ function reposition(s: BalanceState, g: number, now: number): void {
 /** Compound steps are searched only between blocks of at most this many distinct item sizes. */
 const COMPOUND_MAX_RUNS = 32;
 /** ... and with this many of the lightest groups. */
-const COMPOUND_SCAN = 8;
+const COMPOUND_SCAN = 32;
 
 /**
  * The best compound step for h with one of the lightest groups: one item of h for two of l, or
