@@ -1,8 +1,8 @@
 // The PyTorch client's own tests (integrations/pytorch/tests, pytest): the client against the
-// CLI, every PlannerError path, exchanges on 3 gloo ranks, and a tiny multimodal model on 4 gloo
-// ranks with and without post-balancing. They need torch (Debian's python3-torch, which
-// `.ci/run` installs); without it this file says so in its test names and on stderr, never by a
-// silent skip.
+// CLI, every PlannerError path, exchanges on 3 gloo ranks, the node-wise exchange on 8, and a
+// tiny multimodal model on 4 gloo ranks with and without post-balancing. They need torch
+// (Debian's python3-torch, which `.ci/run` installs); without it this file says so in its test
+// names and on stderr, never by a silent skip.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,7 @@ describe('PyTorch client (pytest)', () => {
     it.skip(`NOT RUN: ${MISSING}`, () => {});
   }
 
-  it.runIf(hasTorch)(`client == CLI, every PlannerError path, exchanges on 3 ranks, training on 4 ranks (torch ${(probe.stdout ?? '').trim()})`, () => {
+  it.runIf(hasTorch)(`client == CLI, every PlannerError path, exchanges on 3 ranks, node-wise == flat on 8 ranks, training on 4 ranks (torch ${(probe.stdout ?? '').trim()})`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'postbalance-pytest-'));
     try {
       const junit = join(dir, 'junit.xml'), summary = join(dir, 'training.json');

@@ -10,13 +10,15 @@ Example::
         patches = to_vision(local_patches)
 
 Modules: ``planner`` (the sidecar client), ``alltoall`` (the differentiable all-to-all),
-``exchange`` (one rank's view of an all-to-all between two layouts), ``step`` (a step's plan
+``groups`` (the data-parallel group, the node-wise exchange's stage groups), ``exchange`` (one
+rank's view of an all-to-all between two layouts, flat or node-wise), ``step`` (a step's plan
 and the exchanges it gives).
 """
 from .alltoall import all_to_all, keep_in_graph
-from .exchange import Exchange, RouteExchange
+from .exchange import SCHEDULES, Exchange, ExchangeStage, RouteExchange
+from .groups import StageGroups, dp_rank_size, group_ranks, node_groups
 from .planner import DEFAULT_TIMEOUT, Planner, PlannerError, compact_batch, default_command, find_cli
-from .step import StepPlan, gather_examples, plan_digest, plan_step, segment_lengths
+from .step import StepPlan, default_schedule, gather_examples, plan_digest, plan_step, ranks_per_node, segment_lengths
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -26,12 +28,20 @@ __all__ = [
     "default_command",
     "find_cli",
     "Exchange",
+    "ExchangeStage",
     "RouteExchange",
+    "SCHEDULES",
+    "StageGroups",
     "StepPlan",
     "all_to_all",
+    "default_schedule",
+    "dp_rank_size",
     "gather_examples",
+    "group_ranks",
     "keep_in_graph",
+    "node_groups",
     "plan_digest",
     "plan_step",
+    "ranks_per_node",
     "segment_lengths",
 ]

@@ -25,10 +25,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
-from .exchange import Exchange, Key, Layout, RouteExchange, ranges
+from .exchange import SCHEDULES, Exchange, Key, Layout, RouteExchange, ranges
 from .planner import Planner, PlannerError, compact_batch, wire_id
 
-__all__ = ["StepPlan", "gather_examples", "plan_digest", "plan_step", "segment_lengths"]
+__all__ = ["StepPlan", "default_schedule", "gather_examples", "plan_digest", "plan_step", "ranks_per_node", "segment_lengths"]
 
 #: rows(length, modality) for segment items, rows(example) for example items.
 RowsFn = Callable[..., int]
@@ -57,6 +57,18 @@ def _rank_world(group: Optional[dist.ProcessGroup]) -> Tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(group), dist.get_world_size(group)
     return 0, 1
+
+
+def ranks_per_node(config: Mapping[str, Any]) -> int:
+    """The config's ``ranksPerNode`` as the engine reads it: default 8, capped at ``ranks``."""
+    return int(min(int(config.get("ranksPerNode", 8)), int(config["ranks"])))
+
+
+def default_schedule(config: Mapping[str, Any]) -> str:
+    """The exchange schedule a config implies: ``"node"`` (node-wise) when the ranks span more
+    than one whole node of more than one rank, else ``"flat"``."""
+    ranks, per_node = int(config["ranks"]), ranks_per_node(config)
+    return "node" if 1 < per_node < ranks and ranks % per_node == 0 else "flat"
 
 
 def _modalities(config: Mapping[str, Any]) -> List[str]:
@@ -123,6 +135,7 @@ def plan_step(
     verify: bool = False,
     algorithm: Optional[str] = None,
     timeout: Optional[float] = None,
+    schedule: Optional[str] = None,
 ) -> "StepPlan":
     """Plans this step's global batch.
 
@@ -142,16 +155,22 @@ def plan_step(
         verify: check with one all-gather of a digest that every rank has the same plan.
         algorithm: this step's algorithm (default: the planner's).
         timeout: seconds the planner may take (default: the planner's).
+        schedule: the exchanges' default schedule, ``"node"`` or ``"flat"`` (default:
+            :func:`default_schedule` of the config).
 
     Returns:
         The :class:`StepPlan` that builds this step's exchanges.
 
     Raises:
-        ValueError: a missing planner or an unknown mode.
+        ValueError: a missing planner or an unknown mode or schedule.
         PlannerError: the planner rejected the batch or failed.
         RuntimeError: with ``verify``, the ranks' plans differ.
     """
     rank, world = _rank_world(group)
+    if mode not in ("local", "broadcast"):
+        raise ValueError(f"mode must be 'local' or 'broadcast', got {mode!r}")
+    if schedule is not None and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be 'flat' or 'node', got {schedule!r}")
     global_examples = gather_examples(local, config, group)
 
     def make_plan(p: Optional[Planner], who: str) -> Dict[str, Any]:
@@ -162,21 +181,19 @@ def plan_step(
 
     if mode == "local":
         plan = make_plan(planner, "every rank")
-    elif mode == "broadcast":
+    else:
         box: List[Any] = [None]
         if rank == src:
             box[0] = make_plan(planner, f"rank {src}")
         if world > 1:
             dist.broadcast_object_list(box, src=src, group=group)
         plan = box[0]
-    else:
-        raise ValueError(f"mode must be 'local' or 'broadcast', got {mode!r}")
     if verify and world > 1:
         digests: List[Any] = [None] * world
         dist.all_gather_object(digests, plan_digest(plan), group=group)
         if len(set(digests)) != 1:
             raise RuntimeError(f"ranks disagree on the plan: digests {digests}")
-    return StepPlan(plan, global_examples, config, rank=rank, world_size=world, group=group)
+    return StepPlan(plan, global_examples, config, rank=rank, world_size=world, group=group, schedule=schedule)
 
 
 def _segment_columns(examples: Sequence[Mapping[str, Any]], mods: Sequence[str]) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
@@ -271,6 +288,8 @@ class StepPlan:
         rank: this rank (default: its rank in ``group``).
         world_size: the number of ranks (default: the size of ``group``).
         group: the process group exchanges run on (default: the world).
+        schedule: the exchanges' default schedule, ``"node"`` or ``"flat"`` (default:
+            :func:`default_schedule` of the config).
 
     Raises:
         ValueError: the plan is for another number of ranks or another batch, or an example's
@@ -285,6 +304,7 @@ class StepPlan:
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
         group: Optional[dist.ProcessGroup] = None,
+        schedule: Optional[str] = None,
     ) -> None:
         r, w = _rank_world(group)
         self.rank = r if rank is None else rank
@@ -294,6 +314,12 @@ class StepPlan:
         self.plan = plan
         self.config = config
         self.group = group
+        if schedule is not None and schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be 'flat' or 'node', got {schedule!r}")
+        #: The exchanges' default schedule.
+        self.schedule: str = schedule or default_schedule(config)
+        #: DP ranks per node (the config's ``ranksPerNode``): node = DP index div this.
+        self.ranks_per_node = ranks_per_node(config)
         self.examples = list(global_examples)
         try:
             self._ids: List[str] = [wire_id(e["id"], f'batch example {i}, field "id"') for i, e in enumerate(self.examples)]
@@ -468,7 +494,13 @@ class StepPlan:
 
     # exchanges ----------------------------------------------------------------------------
 
-    def dispatch(self, phase: str, rows: Optional[RowsFn] = None) -> Exchange:
+    def _schedule(self, schedule: Optional[str]) -> Dict[str, Any]:
+        s = self.schedule if schedule is None else schedule
+        if s not in SCHEDULES:
+            raise ValueError(f"schedule must be 'flat' or 'node', got {s!r}")
+        return {"schedule": s, "ranks_per_node": self.ranks_per_node}
+
+    def dispatch(self, phase: str, rows: Optional[RowsFn] = None, schedule: Optional[str] = None) -> Exchange:
         """The exchange from the sampled layout to the phase's planned layout.
 
         Args:
@@ -477,6 +509,8 @@ class StepPlan:
                 length, e.g. one row per patch or frame). Example phases: ``rows(example_dict)``
                 (default: the item's token count; pass e.g. ``lambda e: e["text"]`` to move only
                 the text tokens).
+            schedule: ``"node"`` or ``"flat"`` (default: the step's :attr:`schedule`). The
+                first node-wise exchange creates the stage groups (a collective of the world).
 
         Returns:
             An :class:`Exchange`: this rank's rows in sampled order in, its planned rows out. A
@@ -496,13 +530,15 @@ class StepPlan:
         at = torch.empty_like(src_order)
         at[src_order] = torch.arange(src_order.numel())
         return Exchange.numbered(self.rank, self.world, self.group, src_counts, row_g[src_order], at[dst_order], dst_counts,
-                                 self._rank_keys(phase, False, self.rank), self._rank_keys(phase, True, self.rank))
+                                 self._rank_keys(phase, False, self.rank), self._rank_keys(phase, True, self.rank),
+                                 **self._schedule(schedule))
 
     def route(
         self,
         phases: Union[str, Sequence[str]],
         to: Optional[str] = None,
         rows: Optional[RowsFn] = None,
+        schedule: Optional[str] = None,
     ) -> RouteExchange:
         """The exchange of encoder outputs to the rank that holds their example in phase ``to``.
 
@@ -518,6 +554,7 @@ class StepPlan:
             rows: ``rows(length, modality)``: outputs per segment (default: ``ceil(length ×
                 scale)`` with the target phase's scale, the token count the planner charged
                 the backbone for).
+            schedule: as in :meth:`dispatch`.
 
         Returns:
             A :class:`RouteExchange`.
@@ -612,7 +649,7 @@ class StepPlan:
         dlo = int(dst_counts[: self.rank].sum())
         my_dst = dst_u[dlo: dlo + int(dst_counts[self.rank])]
         ex = RouteExchange.numbered(self.rank, W, self.group, src_counts, row_src, at[dst_u], dst_counts,
-                                    lambda: keys_of(my_src), lambda: keys_of(my_dst))
+                                    lambda: keys_of(my_src), lambda: keys_of(my_dst), **self._schedule(schedule))
         assert isinstance(ex, RouteExchange)
         my_ex = dst_ex[lo: lo + cnt]
         ex.set_items(lambda: [self._ids[e] for e in my_ex.tolist()], item_rows)
