@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from .exchange import SCHEDULES, Exchange, Key, Layout, RouteExchange, ranges
+from .groups import dp_rank_size, group_ranks
 from .planner import Planner, PlannerError, compact_batch, wire_id
 
 __all__ = ["StepPlan", "default_schedule", "gather_examples", "plan_digest", "plan_step", "ranks_per_node", "segment_lengths"]
@@ -135,11 +136,14 @@ def plan_step(
     verify: bool = False,
     algorithm: Optional[str] = None,
     timeout: Optional[float] = None,
+    rank: Optional[int] = None,
     schedule: Optional[str] = None,
 ) -> "StepPlan":
-    """Plans this step's global batch.
+    """Plans this step's global batch over the data-parallel group.
 
-    The plan is requested in the compact form (the rank of every item, as integers).
+    The plan is requested in the compact form (the rank of every item, as integers). With
+    tensor, pipeline or context parallelism, pass the DP group: the ranks of one TP/CP group
+    sample the same examples and get the same plan, each in its own DP group.
 
     Args:
         local: this rank's examples, in the order it sampled them: dicts with ``id`` and the
@@ -150,11 +154,14 @@ def plan_step(
         mode: ``"local"``: every rank plans the all-gathered batch itself (plans are
             deterministic, so they agree; no plan travels). ``"broadcast"``: rank ``src`` plans
             and broadcasts the plan; only that rank needs a planner.
-        src: the planning rank with ``mode="broadcast"``.
-        group: the process group (default: the world).
+        src: the planning rank's index in ``group`` with ``mode="broadcast"``.
+        group: the data-parallel process group (default: the world). Its size must divide the
+            world and equal the config's ``ranks``.
         verify: check with one all-gather of a digest that every rank has the same plan.
         algorithm: this step's algorithm (default: the planner's).
         timeout: seconds the planner may take (default: the planner's).
+        rank: this rank's index in ``group``, if the caller wants it checked (default: read
+            from the group).
         schedule: the exchanges' default schedule, ``"node"`` or ``"flat"`` (default:
             :func:`default_schedule` of the config).
 
@@ -163,14 +170,19 @@ def plan_step(
 
     Raises:
         ValueError: a missing planner or an unknown mode or schedule.
-        PlannerError: the planner rejected the batch or failed.
+        PlannerError: the DP group does not divide the world, the config's ``ranks`` is not
+            its size, ``rank`` is not this process's index in it, or the planner rejected the
+            batch or failed. Checked before any collective: no rank gets a partial plan.
         RuntimeError: with ``verify``, the ranks' plans differ.
     """
-    rank, world = _rank_world(group)
+    rank, world = dp_rank_size(group, rank)
+    check_config_ranks(config, world)
     if mode not in ("local", "broadcast"):
         raise ValueError(f"mode must be 'local' or 'broadcast', got {mode!r}")
     if schedule is not None and schedule not in SCHEDULES:
         raise ValueError(f"schedule must be 'flat' or 'node', got {schedule!r}")
+    if mode == "broadcast" and not 0 <= src < world:
+        raise PlannerError(f"src {src}: the planning rank must be an index in the data-parallel group [0, {world})")
     global_examples = gather_examples(local, config, group)
 
     def make_plan(p: Optional[Planner], who: str) -> Dict[str, Any]:
@@ -184,16 +196,35 @@ def plan_step(
     else:
         box: List[Any] = [None]
         if rank == src:
-            box[0] = make_plan(planner, f"rank {src}")
+            try:
+                box[0] = make_plan(planner, f"rank {src}")
+            except PlannerError as e:
+                # Every rank raises the same error instead of waiting for a plan that never comes.
+                box[0] = {"error": str(e)}
         if world > 1:
-            dist.broadcast_object_list(box, src=src, group=group)
+            # broadcast_object_list names the source by its global rank.
+            dist.broadcast_object_list(box, src=group_ranks(group)[src], group=group)
         plan = box[0]
+        if "error" in plan:
+            raise PlannerError(plan["error"])
     if verify and world > 1:
         digests: List[Any] = [None] * world
         dist.all_gather_object(digests, plan_digest(plan), group=group)
         if len(set(digests)) != 1:
             raise RuntimeError(f"ranks disagree on the plan: digests {digests}")
     return StepPlan(plan, global_examples, config, rank=rank, world_size=world, group=group, schedule=schedule)
+
+
+def check_config_ranks(config: Mapping[str, Any], dp_size: int) -> None:
+    """The config must plan for exactly the DP group's ranks.
+
+    Raises:
+        PlannerError: it does not.
+    """
+    ranks = config.get("ranks") if isinstance(config, Mapping) else None
+    if ranks != dp_size:
+        raise PlannerError(f"config ranks is {ranks!r}, but the data-parallel group has {dp_size} ranks: "
+                           "plan for the DP group (tensor/pipeline/context-parallel peers share a DP rank)")
 
 
 def _segment_columns(examples: Sequence[Mapping[str, Any]], mods: Sequence[str]) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
@@ -285,9 +316,9 @@ class StepPlan:
         global_examples: the all-gathered batch (rank order, then sampled order), as
             :func:`gather_examples` returns it.
         config: the planner config.
-        rank: this rank (default: its rank in ``group``).
-        world_size: the number of ranks (default: the size of ``group``).
-        group: the process group exchanges run on (default: the world).
+        rank: this rank's index in the DP group (default: its rank in ``group``).
+        world_size: the number of DP ranks (default: the size of ``group``).
+        group: the data-parallel process group exchanges run on (default: the world).
         schedule: the exchanges' default schedule, ``"node"`` or ``"flat"`` (default:
             :func:`default_schedule` of the config).
 
