@@ -67,6 +67,10 @@ function gather(order: Uint32Array, cost: Float64Array, tokens: Uint32Array, sam
   }
 }
 
+/**
+ * The deal and balance rounds on the accelerator, then the polish on the host (continuing from
+ * the CPU reference's state, or from the groups the device read back).
+ */
 export async function roundsPartition(inp: PartitionInput, opts: RoundsOptions, accel: Accelerator): Promise<RoundsOutcome> {
   const { order, groups: R } = inp;
   const n = order.length;
@@ -77,7 +81,7 @@ export async function roundsPartition(inp: PartitionInput, opts: RoundsOptions, 
   const polished = polish(s, opts.target, opts.polishSteps ?? R);
   const group = new Int32Array(n);
   toItemOrder(order, s.group, group);
-  return { group, rounds: res.rounds, steps: res.steps, polishSteps: polished, maxLoad: s.load[s.sorted[R - 1]], valid: meetsConstraints(s, n) };
+  return { group, rounds: res.rounds, steps: res.steps, polishSteps: polished, maxLoad: s.load[s.sorted[R - 1]], valid: meetsConstraints(s) };
 }
 
 function toItemOrder(order: Uint32Array, byPos: Int32Array, group: Int32Array): void {
@@ -85,10 +89,10 @@ function toItemOrder(order: Uint32Array, byPos: Int32Array, group: Int32Array): 
 }
 
 /** Token cap and equal counts, from the groups' sums (what feasible() checks item by item). */
-function meetsConstraints(s: BalanceState, n: number): boolean {
+function meetsConstraints(s: BalanceState): boolean {
   for (let g = 0; g < s.R; g++) {
     if (s.tok[g] > s.cap) return false;
-    if (s.q >= 0 && (s.size[g] < Math.floor(n / s.R) || s.size[g] > Math.floor(n / s.R) + 1)) return false;
+    if (s.q >= 0 && (s.size[g] < s.q || s.size[g] > s.q + 1)) return false;
   }
   return true;
 }
