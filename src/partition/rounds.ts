@@ -225,12 +225,19 @@ function compoundSearch(s: BalanceState, h: number, out: Int32Array): boolean {
  */
 function runsOf(s: BalanceState, g: number): number[] {
   const o = s.off[g], n = s.size[g];
+  const { mc, mt } = s;
   const runs: number[] = [];
-  for (let p = 0; p < n; p++) {
-    const c = s.mc[o + p], t = s.mt[o + p];
-    if (p + 1 < n && s.mc[o + p + 1] === c && s.mt[o + p + 1] === t) continue;
+  for (let p = 0; p < n && runs.length <= COMPOUND_MAX_RUNS * 3; p++) {
+    const c = mc[o + p], t = mt[o + p];
+    // Gallop to the run's last item: where runs are long (few sizes) this skips most of them.
+    let step = 1;
+    while (p + step < n && mc[o + p + step] === c && mt[o + p + step] === t) { p += step; step *= 2; }
+    let hi = Math.min(p + step, n);
+    while (hi - p > 1) {
+      const mid = (p + hi) >> 1;
+      if (mc[o + mid] === c && mt[o + mid] === t) p = mid; else hi = mid;
+    }
     runs.push(c, t, p);
-    if (runs.length > COMPOUND_MAX_RUNS * 3) break;
   }
   return runs;
 }
