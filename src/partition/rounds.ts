@@ -110,6 +110,7 @@ export const POLISH_SCAN = 64;
 export function polish(s: BalanceState, target: number, limit: number): number {
   const { sorted, load, R } = s;
   const at = new Int32Array(2), at2 = new Int32Array(5);
+  const runs = runsCache(s);
   let steps = 0;
   for (; steps < limit; steps++) {
     const h = sorted[R - 1];
@@ -132,8 +133,9 @@ export function polish(s: BalanceState, target: number, limit: number): number {
     }
     if (bestL < 0) {
       // A local optimum for single moves and swaps: try one item against two.
-      if (!compoundSearch(s, h, at2)) break;
+      if (!compoundSearch(s, h, at2, runs)) break;
       const l = at2[0];
+      runs.changed(h); runs.changed(l);
       const oldH = load[h], oldL = load[l];
       exchange(s, h, l, at2[1], at2[2]);
       if (at2[3] >= 0) exchange(s, h, l, at2[3], -1);
@@ -145,6 +147,7 @@ export function polish(s: BalanceState, target: number, limit: number): number {
       continue;
     }
     const oldH = load[h], oldL = load[bestL];
+    runs.changed(h); runs.changed(bestL);
     exchange(s, h, bestL, bestX, bestY);
     const newH = load[h], newL = load[bestL];
     load[h] = oldH; load[bestL] = oldL;
@@ -197,11 +200,11 @@ const COMPOUND_SCAN = 32;
  * from the same run). Scan order: lighter groups lightest first, then one-for-two before
  * two-for-one, runs ascending; ties go to the first found.
  */
-function compoundSearch(s: BalanceState, h: number, out: Int32Array): boolean {
+function compoundSearch(s: BalanceState, h: number, out: Int32Array, runs: RunsCache): boolean {
   const { sorted, load, R } = s;
   const Lh = load[h];
   let bestV = Lh, found = false;
-  const hr = runsOf(s, h);
+  const hr = runs.of(h);
   if (hr.length > COMPOUND_MAX_RUNS * 3) return false;
   const scanEnd = Math.min(R - 1, COMPOUND_SCAN);
   for (let si = 0; si < scanEnd; si++) {
@@ -209,7 +212,7 @@ function compoundSearch(s: BalanceState, h: number, out: Int32Array): boolean {
     const Ll = load[l];
     const g = Lh - Ll;
     if (g < 2 || bestV <= Math.ceil((Lh + Ll) / 2)) break;
-    const lr = runsOf(s, l);
+    const lr = runs.of(l);
     if (lr.length > COMPOUND_MAX_RUNS * 3) continue;
     const v1 = oneForTwo(s, h, l, hr, lr, bestV, out, false);
     if (v1 < bestV) { bestV = v1; found = true; }
@@ -217,6 +220,24 @@ function compoundSearch(s: BalanceState, h: number, out: Int32Array): boolean {
     if (v2 < bestV) { bestV = v2; found = true; }
   }
   return found;
+}
+
+/** Each group's runs (runsOf), kept until a step changes the group: the lightest groups are asked again and again. */
+interface RunsCache {
+  of(g: number): number[];
+  changed(g: number): void;
+}
+
+function runsCache(s: BalanceState): RunsCache {
+  const cached = new Map<number, number[]>();
+  return {
+    of(g) {
+      let r = cached.get(g);
+      if (r === undefined) { r = runsOf(s, g); cached.set(g, r); }
+      return r;
+    },
+    changed(g) { cached.delete(g); },
+  };
 }
 
 /**
@@ -254,7 +275,8 @@ function oneForTwo(s: BalanceState, one: number, two: number, ar: number[], br: 
   // Counts: one-for-two gives h one item more; two-for-one one fewer.
   if (q >= 0 && !(reversed ? s.size[h] === q + 1 && s.size[l] === q : s.size[h] === q && s.size[l] === q + 1)) return bestV;
   const nb = br.length / 3;
-  for (let a = 0; a < ar.length; a += 3) {
+  const floorV = Math.ceil((Lh + Ll) / 2); // no step leaves the pair below this
+  for (let a = 0; a < ar.length && bestV > floorV; a += 3) {
     const ca = ar[a], ta = ar[a + 1];
     for (let b = 0; b < nb; b++) {
       const cb = br[3 * b], tb = br[3 * b + 1];
