@@ -197,8 +197,9 @@ const COMPOUND_SCAN = 32;
  * the second item of h or of l, the other −1; x moves h → l, y moves l → h) and returns whether
  * one lowers the pair's max. Items of equal (cost, tokens) are interchangeable, so the search runs
  * over runs of equal items: the last item of a run is taken (and the one before it, for a pair
- * from the same run). Scan order: lighter groups lightest first, then one-for-two before
- * two-for-one, runs ascending; ties go to the first found.
+ * from the same run). Scan order: lighter groups lightest first (up to COMPOUND_SCAN of them, and
+ * EXTRA_SCAN more after the first that has a step), then one-for-two before two-for-one, runs
+ * ascending; ties go to the first found.
  */
 function compoundSearch(s: BalanceState, h: number, out: Int32Array, runs: RunsCache): boolean {
   const { sorted, load, R } = s;
@@ -207,6 +208,7 @@ function compoundSearch(s: BalanceState, h: number, out: Int32Array, runs: RunsC
   const hr = runs.of(h);
   if (hr.length > COMPOUND_MAX_RUNS * 3) return false;
   const scanEnd = Math.min(R - 1, COMPOUND_SCAN);
+  let after = 0;
   for (let si = 0; si < scanEnd; si++) {
     const l = sorted[si];
     const Ll = load[l];
@@ -218,6 +220,7 @@ function compoundSearch(s: BalanceState, h: number, out: Int32Array, runs: RunsC
     if (v1 < bestV) { bestV = v1; found = true; }
     const v2 = oneForTwo(s, l, h, lr, hr, bestV, out, true);
     if (v2 < bestV) { bestV = v2; found = true; }
+    if (found && ++after > EXTRA_SCAN) break; // as the single-step search: a few more, then stop
   }
   return found;
 }
