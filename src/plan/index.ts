@@ -35,28 +35,39 @@ function checkPhase(items: PhaseItems, batch: Batch, R: number): void {
   if (phase.equalCount && n < R) throw new InputError(`phase "${phase.name}" equalCount: ${n} items cannot give each of ${R} ranks an equal count (need at least ${R} items)`);
   const cap = phase.maxTokensPerRank;
   if (cap !== undefined) {
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      if (items.tokens[i] > cap) {
-        throw new InputError(`${exampleLabel(batch, items.example[i])}: item "${items.ids[i]}" has ${items.tokens[i]} tokens, over phase "${phase.name}" maxTokensPerRank ${cap}`);
-      }
-      total += items.tokens[i];
+    const { over, total } = tokensWithin(items.tokens, cap);
+    if (over >= 0) {
+      throw new InputError(`${exampleLabel(batch, items.example[over])}: item "${items.ids[over]}" has ${items.tokens[over]} tokens, over phase "${phase.name}" maxTokensPerRank ${cap}`);
     }
     if (total > cap * R) throw new InputError(`phase "${phase.name}" maxTokensPerRank: ${total} tokens cannot fit ${R} ranks × ${cap} (infeasible cap)`);
   }
   const mb = phase.microBatches;
   if (mb?.maxTokens !== undefined) {
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      if (items.tokens[i] > mb.maxTokens) {
-        throw new InputError(`${exampleLabel(batch, items.example[i])}: item "${items.ids[i]}" has ${items.tokens[i]} tokens, over phase "${phase.name}" microBatches.maxTokens ${mb.maxTokens}`);
-      }
-      total += items.tokens[i];
+    const { over, total } = tokensWithin(items.tokens, mb.maxTokens);
+    if (over >= 0) {
+      throw new InputError(`${exampleLabel(batch, items.example[over])}: item "${items.ids[over]}" has ${items.tokens[over]} tokens, over phase "${phase.name}" microBatches.maxTokens ${mb.maxTokens}`);
     }
     if (mb.count !== undefined && total > mb.count * mb.maxTokens * R) {
       throw new InputError(`phase "${phase.name}" microBatches: ${total} tokens cannot fit ${R} ranks × count ${mb.count} × maxTokens ${mb.maxTokens}`);
     }
   }
+}
+
+/** The first item over `limit` tokens (−1: none) and the tokens' sum (a small function: see phase.ts). */
+function tokensWithin(tokens: Uint32Array, limit: number): { over: number; total: number } {
+  let total = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] > limit) return { over: i, total };
+    total += tokens[i];
+  }
+  return { over: -1, total };
+}
+
+/** rankOfExample[e] = the rank of example e's item in the routing phase (−1 where it has none). */
+function examplesRanks(examples: number, example: Uint32Array, rank: Int32Array): Int32Array {
+  const out = new Int32Array(examples).fill(-1);
+  for (let i = 0; i < example.length; i++) out[example[i]] = rank[i];
+  return out;
 }
 
 interface Planned {
@@ -119,9 +130,7 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
   const routeTo = routeTarget(config);
   let rankOfExample: Int32Array | null = null;
   if (routeTo >= 0) {
-    rankOfExample = new Int32Array(batch.ids.length).fill(-1);
-    const ex = allItems[routeTo].example, rk = phases[routeTo].rank;
-    for (let i = 0; i < ex.length; i++) rankOfExample[ex[i]] = rk[i];
+    rankOfExample = examplesRanks(batch.ids.length, allItems[routeTo].example, phases[routeTo].rank);
   }
   sw.lap('placement');
   const stats: PlanStats = { algorithm, backend: accel.backend, planMs: 0, adapter: accel.adapter };
