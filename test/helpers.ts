@@ -18,7 +18,11 @@ export function expectedItems(examples: Example[], config: Config) {
   return config.phases.map((ph) => {
     const items = new Map<string, { tokens: number; cost: number; rank: number; bytes: number; example: string }>();
     const c = (L: number) => (ph.cost.perItem ?? 0) + (ph.cost.perToken ?? 0) * L + (ph.cost.perTokenSquared ?? 0) * L * L;
-    const segs = (ex: Example, m: string): number[] => (ex[m] === undefined ? [] : Array.isArray(ex[m]) ? (ex[m] as number[]) : [ex[m] as number]);
+    // A modality's own field only ("__proto__" would otherwise read Object.prototype); null = none.
+    const segs = (ex: Example, m: string): number[] => {
+      const v = Object.hasOwn(ex, m) ? ex[m] : undefined;
+      return v === undefined || v === null ? [] : Array.isArray(v) ? (v as number[]) : [v as number];
+    };
     const bpt = (m: string) => config.bytesPerToken?.[m] ?? 0;
     for (const ex of examples) {
       if (ph.unit === 'segment') {
