@@ -4,7 +4,7 @@
 // Every request is answered exactly once, in order, with the right kind of answer, and the
 // process's memory is flat: the floor of its resident size over the last third of the requests
 // is within 20 MiB of the floor over the second third (the same mix each third; a server that
-// kept every plan response it wrote, for one, grows it by about 45 MiB and fails here).
+// kept every plan response it wrote, for one, grows it by about 30 MiB and fails here).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { checkPlan } from './helpers.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'postbalance.mjs');
 const MAX_REQUEST_BYTES = 8 << 20;
-const REQUESTS = 3000;
+const REQUESTS = 2400;
 
 type Kind = 'ok' | 'plan' | 'error';
 interface Sent { line: string; id: number | null; kind: Kind; check?: { examples: Example[]; config: Config } }
@@ -29,10 +29,10 @@ function columns(examples: Example[]) {
   return { ids: examples.map((e) => e.id), ranks: examples.map((e) => e.rank), lengths: Object.fromEntries(mods.map((m) => [m, examples.map((e) => e[m] ?? null)])) };
 }
 
-/** The i-th request of the soak and what must come back. The same mix repeats every 300. */
+/** The i-th request of the soak and what must come back. The same mix repeats every 200. */
 function request(i: number, config: { current: Config; index: number }): Sent {
   const id = i + 1;
-  const slot = i % 300;
+  const slot = i % 200;
   if (slot === 0) {
     config.index ^= 1;
     config.current = configs[config.index];
@@ -52,7 +52,7 @@ function request(i: number, config: { current: Config; index: number }): Sent {
     default: break;
   }
   if (slot === 150) return { line: JSON.stringify({ id, batch: big.map((e) => ({ ...e, rank: e.rank % R })), algorithm: 'lpt' }), id, kind: 'plan' };
-  if (slot === 250) return { line: JSON.stringify({ id, batch: big, pad: 'x'.repeat(MAX_REQUEST_BYTES) }), id, kind: 'error' }; // over the byte limit
+  if (slot === 100) return { line: JSON.stringify({ id, batch: big, pad: 'x'.repeat(MAX_REQUEST_BYTES) }), id, kind: 'error' }; // over the byte limit
   const asColumns = i % 2 === 1;
   const line = JSON.stringify(asColumns ? { id, compact: columns(examples) } : { id, batch: examples });
   return { line, id, kind: 'plan', check: slot % 25 === 1 ? { examples, config: config.current } : undefined };
