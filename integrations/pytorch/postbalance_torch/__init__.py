@@ -9,11 +9,13 @@ Example::
         to_vision = step.dispatch("vision")
         patches = to_vision(local_patches)
 
-Modules: ``planner`` (the sidecar client), ``alltoall`` (the differentiable all-to-all),
+Modules: ``planner`` (the sidecar client, requests pipelined), ``ahead`` (planning the next
+batch while the current one trains), ``alltoall`` (the differentiable all-to-all),
 ``groups`` (the data-parallel group, the node-wise exchange's stage groups), ``exchange`` (one
 rank's view of an all-to-all between two layouts, flat or node-wise), ``step`` (a step's plan
 and the exchanges it gives).
 """
+from .ahead import plan_ahead
 from .alltoall import all_to_all, keep_in_graph
 from .exchange import SCHEDULES, Exchange, ExchangeStage, RouteExchange
 from .groups import StageGroups, dp_rank_size, group_ranks, node_groups
@@ -40,6 +42,7 @@ __all__ = [
     "group_ranks",
     "keep_in_graph",
     "node_groups",
+    "plan_ahead",
     "plan_digest",
     "plan_step",
     "ranks_per_node",

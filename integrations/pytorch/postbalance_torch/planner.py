@@ -3,7 +3,8 @@ spoken to in newline-delimited JSON over its stdin/stdout (protocol in docs/PYTO
 
 A sidecar instead of spawning ``postbalance plan`` every step: Node start-up, module loading and
 (with ``backend="gpu"`` or ``"auto"``) GPU adapter and pipeline creation are paid once, not per
-training step.
+training step. Requests can be pipelined (:meth:`Planner.plan_async`): the sidecar answers them
+in order and a reader thread hands each answer to its request's Future.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
 from typing import IO, Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 __all__ = ["Planner", "PlannerError", "compact_batch", "default_command", "find_cli", "DEFAULT_TIMEOUT"]
@@ -225,6 +227,56 @@ def compact_batch(examples: Sequence[Mapping[str, Any]], modalities: Iterable[st
 # -- the sidecar -------------------------------------------------------------------------------
 
 
+class _Pending:
+    """A request sent and not yet answered."""
+
+    __slots__ = ("rid", "future", "timeout", "wants_plan")
+
+    def __init__(self, rid: int, timeout: Optional[float], wants_plan: bool) -> None:
+        self.rid, self.timeout, self.wants_plan = rid, timeout, wants_plan
+        self.future: "Future[Dict[str, Any]]" = Future()
+        self.future.set_running_or_notify_cancel()  # a request on the wire cannot be taken back
+
+
+class _Session:
+    """One running sidecar: its process, the requests sent and not yet answered (in order), the
+    thread that reads the answers, and the watchdog of the oldest unanswered request."""
+
+    def __init__(self, proc: "subprocess.Popen[bytes]") -> None:
+        self.proc = proc
+        self.pending: Deque[_Pending] = collections.deque()
+        self.lock = threading.Lock()         # pending, timer, expired
+        self.write_lock = threading.Lock()   # one request line at a time, in id order
+        self.timer: Optional[threading.Timer] = None
+        self.expired: Optional[_Pending] = None
+        self.reader: Optional[threading.Thread] = None
+        self.stderr_thread: Optional[threading.Thread] = None
+
+    def arm(self) -> None:
+        """Starts the watchdog of the oldest request (its clock runs while the sidecar works on
+        it, not while it waits behind earlier ones). Called with ``lock`` held."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        head = self.pending[0] if self.pending else None
+        if head is None or head.timeout is None:
+            return
+        seconds = head.timeout
+
+        def expire() -> None:
+            # A stopped or stuck sidecar must not block the training job: at the deadline the
+            # process is killed, which ends the reader's blocked read.
+            with self.lock:
+                if not self.pending or self.pending[0] is not head:
+                    return
+                self.expired = head
+            _kill(self.proc)
+
+        self.timer = threading.Timer(seconds, expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+
 class Planner:
     """A ``postbalance serve`` sidecar bound to one config.
 
@@ -232,10 +284,13 @@ class Planner:
 
         with Planner(config, backend="cpu") as planner:
             plan = planner.plan(batch)   # batch: [{"id", "rank", <modality>: len | [lens]}, ...]
+            ahead = planner.plan_async(next_batch)   # a Future; planned while this thread works
+            next_plan = ahead.result()
 
     :meth:`plan` returns the CLI's output contract as a dict: the plan ``postbalance plan
     --batch ... --config ...`` prints for the same batch (only ``stats`` timings differ).
-    Requests are serialised by a lock: one request, one response, in order.
+    Requests may be pipelined (:meth:`plan_async`): the sidecar answers them in order, and a
+    reader thread hands each answer to the request it belongs to.
 
     Args:
         config: the planner config (the CLI's ``--config``).
@@ -245,8 +300,10 @@ class Planner:
         algorithm: default algorithm of every request (the CLI's ``--algorithm``).
         exchange: default ``"compact"`` or ``"full"`` (the CLI's ``--exchange``).
         env: extra environment variables for the sidecar.
-        timeout: seconds start-up and each request may take (default :data:`DEFAULT_TIMEOUT`);
-            past it the sidecar is stopped and :class:`PlannerError` raised. ``None``: no limit.
+        timeout: seconds start-up and each request may take (default :data:`DEFAULT_TIMEOUT`),
+            counted from when the sidecar gets to it (pipelined requests wait for the earlier
+            ones first); past it the sidecar is stopped and :class:`PlannerError` raised.
+            ``None``: no limit.
 
     Raises:
         ValueError: an unknown backend.
@@ -278,11 +335,10 @@ class Planner:
             base = list(command)
         self.command: List[str] = base if "serve" in base else base + ["serve", "--backend", backend]
         self._env = dict(env) if env is not None else None
-        self._proc: Optional[subprocess.Popen[bytes]] = None
-        self._lock = threading.Lock()
+        self._session: Optional[_Session] = None
+        self._id_lock = threading.Lock()
         self._next_id = 0
         self._stderr_tail: Deque[str] = collections.deque(maxlen=20)
-        self._stderr_thread: Optional[threading.Thread] = None
         #: The sidecar's answer to the config: ranks, phases, backend, adapter.
         self.info: Dict[str, Any] = {}
         #: The sidecar's exit code once closed (0: it ended cleanly on EOF).
@@ -293,7 +349,8 @@ class Planner:
     @property
     def pid(self) -> Optional[int]:
         """The sidecar's process id while it runs, else None."""
-        return self._proc.pid if self._proc is not None else None
+        s = self._session
+        return s.proc.pid if s is not None else None
 
     def start(self) -> "Planner":
         """Starts the sidecar and sends it the config.
@@ -305,11 +362,11 @@ class Planner:
             PlannerError: the command cannot be run, the config is rejected, or start-up takes
                 longer than ``timeout``. No sidecar is left running.
         """
-        if self._proc is not None:
+        if self._session is not None:
             return self
         env = None if self._env is None else {**os.environ, **self._env}
         try:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -322,12 +379,15 @@ class Planner:
         except OSError as e:
             raise PlannerError(f"cannot start the planner sidecar {shlex.join(self.command)}: {e}") from e
         self.returncode = None
+        s = self._session = _Session(proc)
         # Drain stderr in the background: a full pipe would block the sidecar; the user still
         # sees its lines (e.g. "no GPU adapter, using the CPU"), and errors quote the tail.
-        self._stderr_thread = threading.Thread(target=self._pump_stderr, args=(self._proc,), daemon=True)
-        self._stderr_thread.start()
+        s.stderr_thread = threading.Thread(target=self._pump_stderr, args=(proc,), daemon=True)
+        s.stderr_thread.start()
+        s.reader = threading.Thread(target=self._read, args=(s,), daemon=True)
+        s.reader.start()
         try:
-            resp = self._request({"config": self.config}, self.timeout)
+            resp = self._submit({"config": self.config}, self.timeout, wants_plan=False).result()
         except BaseException:
             self._stop(kill=True)
             raise
@@ -335,37 +395,42 @@ class Planner:
         return self
 
     def close(self) -> int:
-        """Ends the sidecar by closing its stdin (EOF); one that does not exit within
-        ``min(timeout, 30)`` seconds is killed.
+        """Ends the sidecar by closing its stdin (EOF): it answers what it was sent, then exits;
+        one that does not exit within ``min(timeout, 30)`` seconds is killed.
 
         Returns:
             The sidecar's exit code (0: a clean end).
         """
-        if self._proc is None:
+        if self._session is None:
             return self.returncode if self.returncode is not None else 0
         return self._stop(kill=False)
 
     def _stop(self, kill: bool) -> int:
-        proc, self._proc = self._proc, None
-        if proc is None:
+        s, self._session = self._session, None
+        if s is None:
             return self.returncode if self.returncode is not None else 0
+        proc = s.proc
         if kill:
             _kill(proc)
-        try:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        except OSError:
-            pass
+        with s.write_lock:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.close()
+            except OSError:
+                pass
         grace = 30.0 if self.timeout is None else min(self.timeout, 30.0)
         try:
             code = proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             _kill(proc)
             code = proc.wait()
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if s.reader is not None and s.reader is not threading.current_thread():
+            s.reader.join(timeout=10)
+        if s.stderr_thread is not None:
+            s.stderr_thread.join(timeout=5)
+        with s.lock:
+            if s.timer is not None:
+                s.timer.cancel()
         self.returncode = code
         return code
 
@@ -377,8 +442,9 @@ class Planner:
 
     def __del__(self) -> None:  # best effort: do not leave a Node process behind
         try:
-            if self._proc is not None:
-                self._stop(kill=True)
+            s = self._session
+            if s is not None:
+                _kill(s.proc)
         except Exception:
             pass
 
@@ -411,6 +477,36 @@ class Planner:
             PlannerError: a bad batch (the message names the example and field), or a sidecar
                 that died, timed out or answered out of protocol.
         """
+        return self.plan_async(batch, algorithm, exchange, timeout, format).result()
+
+    def plan_async(
+        self,
+        batch: Sequence[Mapping[str, Any]],
+        algorithm: Optional[str] = None,
+        exchange: Optional[str] = None,
+        timeout: Optional[float] = None,
+        format: Optional[str] = None,
+    ) -> "Future[Dict[str, Any]]":
+        """Sends a batch to plan and returns at once: the sidecar plans it while the caller
+        goes on (e.g. plans step t+1 while step t trains).
+
+        Args:
+            batch: as :meth:`plan`.
+            algorithm: as :meth:`plan`.
+            exchange: as :meth:`plan`.
+            timeout: as :meth:`plan`; counted from when the sidecar has answered the requests
+                sent before this one.
+            format: as :meth:`plan`.
+
+        Returns:
+            A :class:`concurrent.futures.Future` of the plan; its ``result()`` raises
+            :class:`PlannerError` as :meth:`plan` would. Requests are answered in the order
+            they were sent.
+
+        Raises:
+            PlannerError: at once, for a batch that cannot be sent (the message names the
+                example and field) or a planner that is not running.
+        """
         req: Dict[str, Any] = {"batch": [_wire_example(e, i) for i, e in enumerate(batch)]}
         return self._plan_request(req, algorithm, exchange, timeout, format)
 
@@ -441,6 +537,20 @@ class Planner:
         Raises:
             PlannerError: as :meth:`plan`.
         """
+        return self.plan_compact_async(ranks, lengths, ids, algorithm, exchange, timeout, format).result()
+
+    def plan_compact_async(
+        self,
+        ranks: Sequence[int],
+        lengths: Mapping[str, Sequence[Any]],
+        ids: Optional[Sequence[Union[str, int]]] = None,
+        algorithm: Optional[str] = None,
+        exchange: Optional[str] = None,
+        timeout: Optional[float] = None,
+        format: Optional[str] = None,
+    ) -> "Future[Dict[str, Any]]":
+        """:meth:`plan_compact` without waiting: returns a Future of the plan, as
+        :meth:`plan_async` does."""
         compact: Dict[str, Any] = {
             "ranks": [_as_int(r, f"compact.ranks[{e}]") for e, r in enumerate(_column(ranks))],
             "lengths": {m: _lengths_column(v, m) for m, v in lengths.items()},
@@ -449,8 +559,27 @@ class Planner:
             compact["ids"] = [wire_id(x, f"compact.ids[{e}]") for e, x in enumerate(_column(ids))]
         return self._plan_request({"compact": compact}, algorithm, exchange, timeout, format)
 
+    def set_config(self, config: Mapping[str, Any], timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Installs a new config in the running sidecar (e.g. costs refitted from measured
+        times); requests sent after it are planned with it, those sent before with the old one.
+
+        Args:
+            config: the new config (the CLI's ``--config``).
+            timeout: as in :meth:`plan`.
+
+        Returns:
+            The sidecar's answer (ranks, phases, backend, adapter), also kept in :attr:`info`.
+
+        Raises:
+            PlannerError: the sidecar rejected the config (the old one stays installed) or failed.
+        """
+        resp = self._submit({"config": dict(config)}, self.timeout if timeout is None else timeout, wants_plan=False).result()
+        self.config = dict(config)
+        self.info = {k: v for k, v in resp.items() if k not in ("id", "ok")}
+        return self.info
+
     def _plan_request(self, req: Dict[str, Any], algorithm: Optional[str], exchange: Optional[str],
-                      timeout: Optional[float], format: Optional[str]) -> Dict[str, Any]:
+                      timeout: Optional[float], format: Optional[str]) -> "Future[Dict[str, Any]]":
         algorithm = algorithm or self.algorithm
         exchange = exchange or self.exchange
         if algorithm:
@@ -459,81 +588,119 @@ class Planner:
             req["exchange"] = exchange
         if format:
             req["format"] = format
-        resp = self._request(req, self.timeout if timeout is None else timeout)
-        plan = resp.get("plan")
-        if not isinstance(plan, dict):
-            self._stop(kill=True)
-            raise PlannerError(f"planner sidecar answered request {resp.get('id')!r} without a \"plan\": {_show(resp)}")
-        return plan
+        return self._submit(req, self.timeout if timeout is None else timeout, wants_plan=True)
 
-    def _request(self, req: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
-        with self._lock:
-            proc = self._proc
-            if proc is None:
-                raise PlannerError("the planner is not running: use it as a context manager or call start()")
-            self._next_id += 1
-            rid = self._next_id
+    def _submit(self, req: Dict[str, Any], timeout: Optional[float], wants_plan: bool) -> "Future[Dict[str, Any]]":
+        s = self._session
+        if s is None:
+            raise PlannerError("the planner is not running: use it as a context manager or call start()")
+        with s.write_lock:  # ids, the pending queue and the pipe all in one order
+            with self._id_lock:
+                self._next_id += 1
+                rid = self._next_id
             try:
                 line = json.dumps({"id": rid, **req}, separators=(",", ":"), allow_nan=False) + "\n"
             except (TypeError, ValueError) as e:
                 raise PlannerError(f"request {rid}: cannot be sent as JSON ({e})") from None
-            assert proc.stdin is not None and proc.stdout is not None
-            expired = threading.Event()
-            timer: Optional[threading.Timer] = None
-            if timeout is not None:
-                running: "subprocess.Popen[bytes]" = proc
-                # A stopped or stuck sidecar must not block the training job: at the deadline the
-                # process is killed, which ends a blocked write or read.
-                def expire() -> None:
-                    expired.set()
-                    _kill(running)
-                timer = threading.Timer(timeout, expire)
-                timer.daemon = True
-                timer.start()
+            p = _Pending(rid, timeout, wants_plan)
+            with s.lock:
+                s.pending.append(p)
+                if len(s.pending) == 1:
+                    s.arm()
             try:
-                proc.stdin.write(line.encode("utf-8"))
-                proc.stdin.flush()
-                raw = proc.stdout.readline()
-            except OSError as e:
-                raw = b""
-                failure = f"write failed: {e}"
-            else:
-                failure = "no response"
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            if expired.is_set():
-                self._stop(kill=True)
-                raise PlannerError(f"the planner sidecar did not answer request {rid} within {timeout:g} s; "
-                                   "it was stopped (start() starts a new one)")
-            if not raw:
-                raise self._died(failure)
-            try:
-                resp = json.loads(raw)
-            except ValueError:
-                self._stop(kill=True)
-                raise PlannerError(f"planner sidecar answered request {rid} with a line that is not JSON: {_show(raw[:200])}") from None
-            if not isinstance(resp, dict) or resp.get("id") != rid:
-                self._stop(kill=True)
-                got = resp.get("id") if isinstance(resp, dict) else resp
-                raise PlannerError(f"planner sidecar answered {_show(got)} to request {rid}: protocol out of step; it was stopped")
-            if "error" in resp:
-                raise PlannerError(str(resp["error"]))
-            return resp
-
-    def _died(self, what: str) -> PlannerError:
-        proc = self._proc
-        code = proc.poll() if proc is not None else None
-        if proc is not None and code is None:
-            try:
-                code = proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
+                assert s.proc.stdin is not None
+                s.proc.stdin.write(line.encode("utf-8"))
+                s.proc.stdin.flush()
+            except (OSError, ValueError):
+                # A sidecar that is gone: its reader sees the end of its output and fails every
+                # request still waiting, this one included, with the exit code and stderr.
                 pass
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(timeout=1)
+        return p.future
+
+    # -- the reader thread -----------------------------------------------------------------
+
+    def _read(self, s: _Session) -> None:
+        """Hands each response line to the oldest unanswered request; on a broken protocol or
+        the end of the sidecar's output, stops it and fails every request still waiting."""
+        proc = s.proc
+        assert proc.stdout is not None
+        fatal: Optional[str] = None
+        failed: Optional[_Pending] = None
+        while fatal is None:
+            try:
+                raw = proc.stdout.readline()
+            except (OSError, ValueError):
+                raw = b""
+            if not raw:
+                break
+            with s.lock:
+                p = s.pending.popleft() if s.pending else None
+                s.arm()
+            if p is None:
+                fatal = f"planner sidecar sent a line no request waits for: {_show(raw[:200])}"
+                break
+            result, error, fatal = self._answer(p, raw)
+            if fatal is not None:
+                failed = p
+            elif error is not None:
+                p.future.set_exception(PlannerError(error))
+            else:
+                assert result is not None
+                p.future.set_result(result)
+        with s.lock:
+            waiting = list(s.pending)
+            s.pending.clear()
+            expired = s.expired
+            if s.timer is not None:
+                s.timer.cancel()
+        if fatal is None and not waiting:
+            return  # the end of a clean close: nothing was left unanswered
+        # Stop the sidecar first, so that whoever sees the error sees no process left.
+        if fatal is not None or expired is not None:
+            _kill(proc)
+        try:
+            code: Optional[int] = proc.wait(timeout=2 if fatal is None and expired is None else None)
+        except subprocess.TimeoutExpired:
+            code = None
+        if s.stderr_thread is not None:
+            s.stderr_thread.join(timeout=1)
         tail = " | ".join(self._stderr_tail)
-        self._stop(kill=True)
-        return PlannerError(f"planner sidecar {shlex.join(self.command)} failed ({what}, exit code {code})" + (f": {tail}" if tail else ""))
+        if self._session is s:
+            self._stop(kill=True)
+        if failed is not None:
+            assert fatal is not None
+            failed.future.set_exception(PlannerError(fatal))
+        for p in waiting:
+            if expired is p:
+                msg = (f"the planner sidecar did not answer request {p.rid} within {p.timeout:g} s; "
+                       "it was stopped (start() starts a new one)")
+            elif expired is not None:
+                msg = f"the planner sidecar was stopped (request {expired.rid} timed out) before it answered request {p.rid}"
+            elif fatal is not None:
+                msg = f"the planner sidecar was stopped ({fatal}) before it answered request {p.rid}"
+            else:
+                msg = f"planner sidecar {shlex.join(self.command)} failed (no response, exit code {code})" + (f": {tail}" if tail else "")
+            p.future.set_exception(PlannerError(msg))
+
+    @staticmethod
+    def _answer(p: _Pending, raw: bytes) -> "tuple[Optional[Dict[str, Any]], Optional[str], Optional[str]]":
+        """(result, error, fatal) of one response line: the response, the sidecar's error
+        message for this request, or why the protocol is broken (the sidecar is then stopped)."""
+        try:
+            resp = json.loads(raw)
+        except ValueError:
+            return None, None, f"planner sidecar answered request {p.rid} with a line that is not JSON: {_show(raw[:200])}"
+        if not isinstance(resp, dict) or resp.get("id") != p.rid:
+            got = resp.get("id") if isinstance(resp, dict) else resp
+            return None, None, f"planner sidecar answered {_show(got)} to request {p.rid}: protocol out of step; it was stopped"
+        if "error" in resp:
+            return None, str(resp["error"]), None
+        if p.wants_plan:
+            plan = resp.get("plan")
+            if not isinstance(plan, dict):
+                return None, None, f"planner sidecar answered request {p.rid} without a \"plan\": {_show(resp)}"
+            return plan, None, None
+        return resp, None, None
 
     def _pump_stderr(self, proc: "subprocess.Popen[bytes]") -> None:
         stream: Optional[IO[bytes]] = proc.stderr

@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import operator
+import time
 from itertools import chain, compress, repeat
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
@@ -29,7 +30,7 @@ from .exchange import SCHEDULES, Exchange, Key, Layout, RouteExchange, ranges
 from .groups import dp_rank_size, group_ranks
 from .planner import Planner, PlannerError, compact_batch, wire_id
 
-__all__ = ["StepPlan", "default_schedule", "gather_examples", "plan_digest", "plan_step", "ranks_per_node", "segment_lengths"]
+__all__ = ["StepPlan", "check_config_ranks", "default_schedule", "gather_examples", "local_meta", "plan_digest", "plan_step", "ranks_per_node", "segment_lengths"]
 
 #: rows(length, modality) for segment items, rows(example) for example items.
 RowsFn = Callable[..., int]
@@ -98,6 +99,16 @@ def gather_examples(local: Sequence[Mapping[str, Any]], config: Mapping[str, Any
         that sampled it.
     """
     rank, world = _rank_world(group)
+    mine = local_meta(local, config, rank)
+    if world == 1:
+        return mine
+    parts: List[Any] = [None] * world
+    dist.all_gather_object(parts, mine, group=group)
+    return [e for part in parts for e in part]
+
+
+def local_meta(local: Sequence[Mapping[str, Any]], config: Mapping[str, Any], rank: int) -> List[Dict[str, Any]]:
+    """What travels of this rank's examples: id, sampling rank, the config's modality lengths."""
     mods = _modalities(config)
     mine = []
     for e in local:
@@ -106,11 +117,7 @@ def gather_examples(local: Sequence[Mapping[str, Any]], config: Mapping[str, Any
             if e.get(m) is not None:
                 d[m] = e[m]
         mine.append(d)
-    if world == 1:
-        return mine
-    parts: List[Any] = [None] * world
-    dist.all_gather_object(parts, mine, group=group)
-    return [e for part in parts for e in part]
+    return mine
 
 
 def plan_digest(plan: Mapping[str, Any]) -> str:
@@ -183,7 +190,9 @@ def plan_step(
         raise ValueError(f"schedule must be 'flat' or 'node', got {schedule!r}")
     if mode == "broadcast" and not 0 <= src < world:
         raise PlannerError(f"src {src}: the planning rank must be an index in the data-parallel group [0, {world})")
+    t0 = time.perf_counter()
     global_examples = gather_examples(local, config, group)
+    t1 = time.perf_counter()
 
     def make_plan(p: Optional[Planner], who: str) -> Dict[str, Any]:
         if p is None:
@@ -212,7 +221,11 @@ def plan_step(
         dist.all_gather_object(digests, plan_digest(plan), group=group)
         if len(set(digests)) != 1:
             raise RuntimeError(f"ranks disagree on the plan: digests {digests}")
-    return StepPlan(plan, global_examples, config, rank=rank, world_size=world, group=group, schedule=schedule)
+    t2 = time.perf_counter()
+    step = StepPlan(plan, global_examples, config, rank=rank, world_size=world, group=group, schedule=schedule)
+    t3 = time.perf_counter()
+    step.timings = {"gather": (t1 - t0) * 1e3, "wait": (t2 - t1) * 1e3, "build": (t3 - t2) * 1e3, "critical": (t3 - t0) * 1e3}
+    return step
 
 
 def check_config_ranks(config: Mapping[str, Any], dp_size: int) -> None:
@@ -351,6 +364,11 @@ class StepPlan:
         self.schedule: str = schedule or default_schedule(config)
         #: DP ranks per node (the config's ``ranksPerNode``): node = DP index div this.
         self.ranks_per_node = ranks_per_node(config)
+        #: Where this step's planning time went, in ms (set by :func:`plan_step` and
+        #: :func:`~postbalance_torch.plan_ahead`): ``gather`` (the lengths' all-gather),
+        #: ``wait`` (for the plan), ``build`` (this object), ``critical`` (what the training
+        #: loop waited in all).
+        self.timings: Dict[str, float] = {}
         self.examples = list(global_examples)
         try:
             self._ids: List[str] = [wire_id(e["id"], f'batch example {i}, field "id"') for i, e in enumerate(self.examples)]
