@@ -313,32 +313,23 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
   const { load, tok, members } = bins;
   const B = active.length;
   if (B < 2) return;
-  const before = (x: number, y: number) => load[x] < load[y] || (load[x] === load[y] && x < y);
-  // Bins by (load, index) ascending; after a step two bins moved: insertion sort.
-  const sorted = active.slice().sort((x, y) => load[x] - load[y] || x - y);
-  const resort = () => {
-    for (let p = 1; p < B; p++) {
-      const g = sorted[p];
-      let q = p - 1;
-      while (q >= 0 && before(g, sorted[q])) { sorted[q + 1] = sorted[q]; q--; }
-      sorted[q + 1] = g;
-    }
-  };
-  for (let step = 0; step < maxSteps; step++) {
+  // Bins by (load, index) ascending (insertion sort: after a step only two bins moved).
+  if (sortedScratch.length < B) sortedScratch = new Int32Array(Math.max(B, 2 * sortedScratch.length));
+  const sorted = sortedScratch;
+  for (let p = 0; p < B; p++) sorted[p] = active[p];
+  insertionSort(sorted, B, load);
+  for (let stepNo = 0; stepNo < maxSteps; stepNo++) {
     const h = sorted[B - 1];
     const Lh = load[h];
     if (Lh <= lowerBound) return;
     const hm = members[h];
-    let best = Lh, bestL = -1, bestX = -1, bestY = -1;
-    const consider = (v: number, l: number, x: number, y: number) => {
-      if (v < best) { best = v; bestL = l; bestX = x; bestY = y; }
-    };
+    step.best = Lh; step.l = -1; step.x = -1; step.y = -1;
     for (let p = 0, e = Math.min(B - 1, PAIR_LIMIT); p < e; p++) {
       const l = sorted[p];
       const Ll = load[l];
       // A step between h and l leaves max(L_h − d, L_l + d) ≥ ⌈(L_h + L_l) / 2⌉ (integer
       // loads), which only grows along the scan.
-      if (Math.ceil((Lh + Ll) / 2) >= best) break;
+      if (Math.ceil((Lh + Ll) / 2) >= step.best) break;
       const gap = Lh - Ll;
       const lm = members[l];
       // Moves of x from h: 0 < c_x < gap, best c_x nearest gap / 2 on either side (the first
@@ -353,8 +344,8 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
         }
       }
       // Swaps of x (h) with y (l): 0 < c_x − c_y < gap, the difference nearest gap / 2.
-      for (const x of hm) {
-        const cx = cost[x];
+      for (let t = 0; t < hm.length; t++) {
+        const x = hm[t], cx = cost[x];
         const pos = firstAtLeast(lm, cost, cx - gap / 2);
         for (let q = pos, e = Math.min(lm.length, pos + SCAN_LIMIT); q < e && cx - cost[lm[q]] > 0; q++) {
           const y = lm[q];
@@ -366,10 +357,29 @@ function refineBins(bins: Bins, active: number[], cost: Float64Array, tokens: Ui
         }
       }
     }
-    if (bestL < 0) return;
-    moveItem(bins, h, bestL, bestX, cost, tokens);
-    if (bestY >= 0) moveItem(bins, bestL, h, bestY, cost, tokens);
-    resort();
+    if (step.l < 0) return;
+    const l = step.l, y = step.y;
+    moveItem(bins, h, l, step.x, cost, tokens);
+    if (y >= 0) moveItem(bins, l, h, y, cost, tokens);
+    insertionSort(sorted, B, load);
+  }
+}
+
+/** The best step found so far by refineBins (module-level: no closure per call). */
+const step = { best: 0, l: -1, x: -1, y: -1 };
+function consider(v: number, l: number, x: number, y: number): void {
+  if (v < step.best) { step.best = v; step.l = l; step.x = x; step.y = y; }
+}
+
+let sortedScratch = new Int32Array(64);
+
+/** a[0..n) by (load, index) ascending. */
+function insertionSort(a: Int32Array, n: number, load: Float64Array): void {
+  for (let p = 1; p < n; p++) {
+    const g = a[p], lg = load[g];
+    let q = p - 1;
+    while (q >= 0 && (load[a[q]] > lg || (load[a[q]] === lg && a[q] > g))) { a[q + 1] = a[q]; q--; }
+    a[q + 1] = g;
   }
 }
 
@@ -420,6 +430,9 @@ function heaviest(bins: Bins, active: number[]): number {
  */
 export const LOCK_STEP_MAX_COUNT = 256;
 
+/** Positions top-up's swap search looks at for each item of the bin (a count, not a clock). */
+const SWAP_SCAN = 32;
+
 /** Rounds of topUp's add-then-swap loop (a count, not a clock). */
 const TOP_UP_ROUNDS = 2;
 
@@ -457,7 +470,8 @@ function topUp(bins: Bins, h: number, active: number[], numbered: Uint8Array, at
     let bestGain = 0, bestX = -1, bestY = -1;
     for (const x of members[h]) {
       const cx = cost[x], most = target - load[h] + cx;
-      for (let k = firstAtMost(items, a, b, cost, most); k < b; k++) {
+      // At most SWAP_SCAN candidates (numbered ones, h's own and those over the cap are skipped).
+      for (let k = firstAtMost(items, a, b, cost, most), e = Math.min(b, k + SWAP_SCAN); k < e; k++) {
         const y = items[k], gain = cost[y] - cx;
         if (gain <= bestGain) break; // costs only fall from here
         const g = binOf[y];
@@ -620,6 +634,8 @@ export function microBatchLoads(rank: Int32Array, of: MicroBatchIndex, cost: Flo
  */
 export function withMicroBatches(
   ph: PhaseResult, spec: MicroBatchConfig, costs: { cost: Float64Array; float: Float64Array } | null, order: Uint32Array | null, R: number,
+  /** Already assigned on the phase's grouping (the same whichever rank runs each group). */
+  assigned?: MicroBatchResult,
 ): PhaseResult {
   const { phase } = ph.items;
   const padding = phase.padding ?? false;
@@ -627,18 +643,18 @@ export function withMicroBatches(
     const N = spec.count ?? 1;
     return { ...ph, microBatch: indexArray(0, N), microBatches: N, microBatchLoads: new Float64Array(R * N) };
   }
-  const { count, of } = assignMicroBatches({ rank: ph.rank, cost: costs.cost, tokens: ph.items.tokens, order, ranks: R, padding }, spec, phase.name);
+  const { count, of } = assigned ?? assignMicroBatches({ rank: ph.rank, cost: costs.cost, tokens: ph.items.tokens, order, ranks: R, padding }, spec, phase.name);
   return { ...ph, microBatch: of, microBatches: count, microBatchLoads: microBatchLoads(ph.rank, of, costs.float, R, count, padding) };
 }
 
 /**
- * The lock-step time of a grouping (rank or group of every item): Σ_k max over ranks of micro-batch
- * k's integer cost, with the micro-batches this stage assigns. At least the heaviest rank's
- * load; equal to it when micro-batching costs nothing under lock-step.
+ * The lock-step time of a grouping's micro-batches (`inp.rank`: the rank or group of every item):
+ * Σ_k max over ranks of micro-batch k's integer cost. At least the heaviest rank's load; equal to
+ * it when micro-batching costs nothing under lock-step.
  */
-export function lockStepTime(inp: MicroBatchInput, spec: MicroBatchConfig, phaseName: string): number {
-  const { count: N, of } = assignMicroBatches(inp, spec, phaseName);
-  const loads = microBatchLoads(inp.rank, of, inp.cost, inp.ranks, N, inp.padding);
+export function lockStepTimeOf(inp: MicroBatchInput, mb: MicroBatchResult): number {
+  const N = mb.count;
+  const loads = microBatchLoads(inp.rank, mb.of, inp.cost, inp.ranks, N, inp.padding);
   let sum = 0;
   for (let k = 0; k < N; k++) {
     let max = 0;
@@ -646,4 +662,9 @@ export function lockStepTime(inp: MicroBatchInput, spec: MicroBatchConfig, phase
     sum += max;
   }
   return sum;
+}
+
+/** lockStepTimeOf the micro-batches this stage assigns. */
+export function lockStepTime(inp: MicroBatchInput, spec: MicroBatchConfig, phaseName: string): number {
+  return lockStepTimeOf(inp, assignMicroBatches(inp, spec, phaseName));
 }

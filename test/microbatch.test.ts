@@ -265,7 +265,7 @@ describe('micro-batch invariants on random batches', () => {
   it('best picks a grouping that lines micro-steps up: on the demo workload lock-step time within 1% of the heaviest rank', async () => {
     // Kept at home, a rank of the LLM phase can hold several long documents, and with 8
     // micro-batches it alone sets the later micro-steps (best's own grouping: 1.31x the heaviest
-    // rank here). best compares its grouping with LPT's and KK's by the lock-step time.
+    // rank here). best compares its grouping with LPT's by the lock-step time.
     const { config, examples } = generateWorkload({ ranks: 32, examples: 1024, seed: 3 });
     config.phases[0].microBatches = { count: 4 };
     config.phases[2].microBatches = { count: 8 };

@@ -114,12 +114,14 @@ async function planStages(batch: Batch, config: Config, options: PlanOptions, ac
         continue;
       }
       let part = await partitionPhase(sp, algorithm, accel, kkJobs[p]);
-      if (mb && algorithm === 'best') part = await lockStepChoice(sp, part, mb, accel, kkJobs[p]);
       kkJobs[p]?.cancel();
+      // best on a micro-batched phase: the grouping whose micro-steps line up (plan/lockstep.ts).
+      const choice = mb && algorithm === 'best' ? await lockStepChoice(sp, part, mb, accel) : null;
+      if (choice) part = choice.part;
       sw.lap('partition');
       const placed = placePhase(sp, part, algorithm, config, options);
       // Micro-batches are part of placement: where on its rank each item runs.
-      phases.push(mb ? withMicroBatches(placed, mb, sp.costs, sp.inp.order, R) : placed);
+      phases.push(mb ? withMicroBatches(placed, mb, sp.costs, sp.inp.order, R, choice?.microBatches) : placed);
       sw.lap('placement');
     }
   } finally {
