@@ -11,11 +11,15 @@ The node-wise exchange runs its inter-node stage among the DP ranks with the sam
 every node (a "rail") and its intra-node stage among the DP ranks of one node. Those are new
 process groups: ``torch.distributed.new_group`` is a collective of the whole world (every rank
 creates every group, in the same order), so they are created once per (DP group, ranksPerNode)
-and cached; :func:`node_groups` does it, and the first node-wise exchange calls it.
+and cached; :func:`node_groups` does it, and the first node-wise exchange calls it. The cache
+holds weak references only: ``destroy_process_group()`` frees the stage groups with the rest
+(a gloo group still alive when the interpreter shuts down can abort the process), and after a
+new ``init_process_group`` they are created afresh.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch.distributed as dist
 
@@ -98,8 +102,14 @@ class StageGroups:
         return [self.node * self.ranks_per_node + j for j in range(self.ranks_per_node)]
 
 
-# (id of the DP group, ranks per node, subgroups) -> (the group, kept so its id stays unique; the stage groups)
-_CACHE: Dict[Tuple[int, int, bool], Tuple[Any, StageGroups]] = {}
+# (id of the DP group, ranks per node, subgroups) -> weak references to (the DP group, inter, intra)
+# and the layout; weak, so that torch's destroy_process_group() is what ends the groups' lives.
+_CACHE: Dict[Tuple[int, int, bool], Tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any], Tuple[int, int, int]]] = {}
+
+
+def _live(g: Any) -> bool:
+    """Whether torch still knows ``g`` (it forgets every group on destroy_process_group)."""
+    return g is not None and g in dist.distributed_c10d._pg_map
 
 
 def node_groups(group: Optional[dist.ProcessGroup], ranks_per_node: int, subgroups: bool = True) -> StageGroups:
@@ -133,8 +143,12 @@ def node_groups(group: Optional[dist.ProcessGroup], ranks_per_node: int, subgrou
     key_group = default if group is None else group
     key = (id(key_group), ranks_per_node, subgroups)
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] is key_group:
-        return hit[1]
+    if hit is not None:
+        dp_ref, inter_ref, intra_ref, layout = hit
+        inter, intra = inter_ref(), intra_ref()
+        if dp_ref() is key_group and _live(inter) and _live(intra):
+            return StageGroups(*layout, inter, intra, True)
+        del _CACHE[key]
     mine = tuple(group_ranks(group))
     world = dist.get_world_size()
     if len(mine) == world:
@@ -158,6 +172,5 @@ def node_groups(group: Optional[dist.ProcessGroup], ranks_per_node: int, subgrou
             g = dist.new_group(ranks=ranks)
             if members == mine and node == me // ranks_per_node:
                 intra = g
-    stages = StageGroups(nodes, ranks_per_node, me, inter, intra, True)
-    _CACHE[key] = (key_group, stages)
-    return stages
+    _CACHE[key] = (weakref.ref(key_group), weakref.ref(inter), weakref.ref(intra), (nodes, ranks_per_node, me))
+    return StageGroups(nodes, ranks_per_node, me, inter, intra, True)

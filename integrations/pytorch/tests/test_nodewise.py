@@ -2,11 +2,15 @@
 bit for bit, forward and backward (dispatch, route, inverse; with and without autograd; on its
 own stage groups and on the whole group with zero splits); each rank sends to at most
 (nodes − 1) + (ranks per node − 1) peers; the inter-node stage carries exactly the plan's
-interNodeBytes and the intra-node stage its intraNodeBytes plus the relayed rows."""
+interNodeBytes and the intra-node stage its intraNodeBytes plus the relayed rows. The stage
+groups are created once, and destroy_process_group() frees them (the client keeps no group
+alive past it: a gloo group alive at interpreter shutdown can abort the process)."""
 from __future__ import annotations
 
+import gc
 import random
 import time
+import weakref
 from typing import Any, Dict, List
 
 import torch
@@ -102,13 +106,19 @@ def worker(rank: int, port: int, results: Any) -> None:
         route_flat, route_node = step.route("vision", schedule="flat"), step.route("vision")
         run_pair(route_flat, route_node, rank, "route")
         report["route"] = {"flat_peers": route_flat.peers, "node_peers": [s.peers for s in route_node.stages]}
+        again = node_groups(None, PER_NODE)
+        assert again.inter is node_groups(None, PER_NODE).inter, "the stage groups are created once"
+        stage_refs = [weakref.ref(again.inter), weakref.ref(again.intra)]
         gathered: List[Any] = [None] * WORLD
         dist.all_gather_object(gathered, report)
         if rank == 0:
             sampled = {e["id"]: e["rank"] for e in batch}
             results.put((gathered, step.plan, {p: _moves(step, p, sampled) for p in ("vision", "llm")}))
+        del step, flat, node, parent, route_flat, route_node, zero_splits, again
     finally:
         dist.destroy_process_group()
+    gc.collect()
+    assert all(r() is None for r in stage_refs), f"rank {rank}: a stage group outlived destroy_process_group()"
 
 
 def _numbering(step: StepPlan, phase: str, rank: int) -> Any:
