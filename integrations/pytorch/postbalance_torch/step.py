@@ -541,6 +541,88 @@ class StepPlan:
         items = self._items(phase)
         return dict(zip(items.keys, items.tokens.tolist()))
 
+    def local_tokens(self, phase: str, planned: bool = True) -> List[int]:
+        """This rank's items' lengths as the cost model counts them (segment length, or
+        Σ ceil(L·scale) of an example item): what ``postbalance fit`` wants as a sample's
+        ``lengths`` for the items this rank ran.
+
+        Args:
+            phase: a phase name.
+            planned: the planned layout (default; what this rank runs) or the sampled one.
+
+        Returns:
+            One int per item, in layout order (position i is item i of :meth:`local_keys`).
+        """
+        order, counts = self._order(phase, planned)
+        lo = int(counts[: self.rank].sum())
+        return cast(List[int], self._items(phase).tokens[order[lo: lo + int(counts[self.rank])]].tolist())
+
+    # micro-batches ------------------------------------------------------------------------
+
+    def item_micro_batches(self, phase: str) -> Tuple[torch.Tensor, int]:
+        """The micro-batch the plan gives each item of ``phase``, in item order, and the
+        phase's micro-batch count N (cached). A phase without ``microBatches`` in the config
+        is one micro-batch: every item 0, N = 1.
+
+        Raises:
+            ValueError: the plan's micro-batches do not fit this batch (another batch's plan, or
+                a value outside [0, N)).
+        """
+        ck = ("item micro-batches", phase)
+        if ck not in self._cache:
+            items = self._items(phase)
+            planned = self._planned.get(phase)
+            if planned is None:
+                raise ValueError(f"the plan has no phase {phase!r}")
+            n = len(items)
+            if "microBatches" not in planned:
+                mb, count = torch.zeros(n, dtype=torch.long), 1
+            else:
+                count = int(planned["microBatches"])
+                if "microBatch" in planned:   # compact form: one entry per item, in item order
+                    mb = torch.tensor(planned["microBatch"], dtype=torch.long)
+                    if mb.numel() != n:
+                        raise ValueError(f"phase {phase!r}: the plan has {mb.numel()} micro-batch entries, this batch {n} items")
+                else:                          # full form: parallel to each rank's items
+                    index = dict(zip(items.keys, range(n)))
+                    mb = torch.full((n,), -1, dtype=torch.long)
+                    for r, entry in enumerate(planned["ranks"]):
+                        if len(entry.get("microBatch", ())) != len(entry["items"]):
+                            raise ValueError(f"phase {phase!r}: rank {r}'s microBatch is not parallel to its items")
+                        g = torch.tensor([index[k] for k in entry["items"]], dtype=torch.long)
+                        mb[g] = torch.tensor(entry["microBatch"], dtype=torch.long)
+                if n and bool(((mb < 0) | (mb >= count)).any()):
+                    raise ValueError(f"phase {phase!r}: the plan names a micro-batch outside [0, {count})")
+            self._cache[ck] = (mb, count)
+        return cast(Tuple[torch.Tensor, int], self._cache[ck])
+
+    def micro_batches(self, phase: str) -> List[List[int]]:
+        """This rank's items of ``phase`` split into the plan's micro-batches, in order.
+
+        Every rank gets the same number N (the phase's ``microBatches`` in the plan); a rank
+        with fewer than N items has empty micro-batches (last). Micro-batch k of every rank is
+        planned to cost about the same, to run in lock-step (gradient accumulation, pipeline
+        schedules). Without ``microBatches`` in the phase's config: one micro-batch of all the
+        rank's items.
+
+        Args:
+            phase: a phase name.
+
+        Returns:
+            N lists of positions in this rank's planned layout, each ascending: the order the
+            dispatch exchange delivers items in, so ``items = to_phase.split(received)`` then
+            ``[items[i] for i in mb]`` is micro-batch ``mb``'s input (for the ``unit:
+            "example"`` phase, ``route.split_by_item(...)`` is in the same order). Keys:
+            :meth:`local_keys` ``(phase, planned=True)`` at these positions.
+        """
+        mb, count = self.item_micro_batches(phase)
+        order, counts = self._order(phase, planned=True)
+        lo = int(counts[: self.rank].sum())
+        mine = mb[order[lo: lo + int(counts[self.rank])]]
+        by_k = torch.sort(mine, stable=True)
+        sizes = torch.bincount(mine, minlength=count).tolist()
+        return [cast(List[int], part.tolist()) for part in torch.split(by_k.indices, sizes)]
+
     # exchanges ----------------------------------------------------------------------------
 
     def _schedule(self, schedule: Optional[str]) -> Dict[str, Any]:
