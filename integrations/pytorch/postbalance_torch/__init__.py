@@ -11,19 +11,22 @@ Example::
 
 Modules: ``planner`` (the sidecar client, requests pipelined), ``ahead`` (planning the next
 batch while the current one trains), ``alltoall`` (the differentiable all-to-all),
-``groups`` (the data-parallel group, the node-wise exchange's stage groups), ``exchange`` (one
+``samples`` (measured phase times, refitting the cost model), ``groups`` (the data-parallel group, the node-wise exchange's stage groups), ``exchange`` (one
 rank's view of an all-to-all between two layouts, flat or node-wise), ``step`` (a step's plan
 and the exchanges it gives).
 """
-from .ahead import plan_ahead
+from .ahead import PlanAhead, plan_ahead
 from .alltoall import all_to_all, keep_in_graph
 from .exchange import SCHEDULES, Exchange, ExchangeStage, RouteExchange
 from .groups import StageGroups, dp_rank_size, group_ranks, node_groups
+from .samples import CostSamples, fit_config, refit
 from .planner import DEFAULT_TIMEOUT, Planner, PlannerError, compact_batch, default_command, find_cli
 from .step import StepPlan, default_schedule, gather_examples, plan_digest, plan_step, ranks_per_node, segment_lengths
 
 __all__ = [
+    "CostSamples",
     "DEFAULT_TIMEOUT",
+    "PlanAhead",
     "Planner",
     "PlannerError",
     "compact_batch",
@@ -37,6 +40,7 @@ __all__ = [
     "StepPlan",
     "all_to_all",
     "default_schedule",
+    "fit_config",
     "dp_rank_size",
     "gather_examples",
     "group_ranks",
@@ -46,5 +50,6 @@ __all__ = [
     "plan_digest",
     "plan_step",
     "ranks_per_node",
+    "refit",
     "segment_lengths",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, Generic, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import torch.distributed as dist
 
@@ -26,9 +26,61 @@ from .groups import dp_rank_size, group_ranks
 from .planner import Planner, PlannerError, compact_batch
 from .step import StepPlan, _modalities, check_config_ranks, local_meta
 
-__all__ = ["pipeline", "plan_ahead"]
+__all__ = ["PlanAhead", "pipeline", "plan_ahead"]
 
 B = TypeVar("B")
+
+#: () -> (version, config): the config the next batch is planned with; the version changes with it.
+Configs = Callable[[], Tuple[int, Mapping[str, Any]]]
+
+
+class PlanAhead(Generic[B]):
+    """What :func:`plan_ahead` returns: an iterator of ``(batch, step_plan)`` that can change
+    the config the coming batches are planned with (:meth:`set_config`).
+
+    Args:
+        run: starts the pipeline given a function that returns the current (version, config).
+        config: the config the first batches are planned with.
+    """
+
+    def __init__(self, run: Callable[[Configs], Iterator[Tuple[B, StepPlan]]], config: Mapping[str, Any]) -> None:
+        self._config: Mapping[str, Any] = dict(config)
+        self._version = 0
+        self._it = run(lambda: (self._version, self._config))
+
+    def __iter__(self) -> "PlanAhead[B]":
+        return self
+
+    def __next__(self) -> Tuple[B, StepPlan]:
+        return next(self._it)
+
+    def close(self) -> None:
+        """Stops planning ahead (the worker thread is let go)."""
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The config batches requested from now on are planned with."""
+        return self._config
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """Plans the batches requested from now on with ``config`` (e.g. refitted costs): the
+        batch taken from the loader when the next step is handed out, and every later one. The
+        ``depth`` batches already requested keep the old config. The switch happens at the
+        same batch on every rank when every rank calls this at the same step (as
+        :func:`~postbalance_torch.refit` does), so ranks that plan locally keep agreeing; the
+        worker thread installs it in the sidecar (:meth:`Planner.set_config`) before that
+        batch's request.
+
+        Raises:
+            PlannerError: the config is for another number of ranks than this one.
+        """
+        if config.get("ranks") != self._config.get("ranks"):
+            raise PlannerError(f"config ranks is {config.get('ranks')!r}, the config planning ahead has {self._config.get('ranks')!r}")
+        self._config = dict(config)
+        self._version += 1
 
 
 def _ms(t: float) -> float:
@@ -48,7 +100,7 @@ def plan_ahead(
     timeout: Optional[float] = None,
     schedule: Optional[str] = None,
     rank: Optional[int] = None,
-) -> Iterator[Tuple[B, StepPlan]]:
+) -> PlanAhead[B]:
     """Yields ``(batch, step_plan)`` for every batch of ``loader``, each plan computed while the
     steps before it trained.
 
@@ -75,6 +127,10 @@ def plan_ahead(
         timeout: as in :func:`plan_step`; counted from when the sidecar gets to the request.
         schedule: as in :func:`plan_step`.
         rank: as in :func:`plan_step`.
+
+    Returns:
+        A :class:`PlanAhead`: iterate it; ``set_config`` changes the config of the batches
+        requested after it (what :func:`~postbalance_torch.refit` uses).
 
     Yields:
         ``(batch, step)``: the loader's batch and its :class:`StepPlan`. ``step.timings``
@@ -133,7 +189,8 @@ def plan_ahead(
         index += 1
         return batch, [e for part in parts for e in part], _ms(t)
 
-    return pipeline(next_global, config, planner, me, size, group, mode, src, depth, algorithm, timeout, schedule)
+    return PlanAhead(lambda configs: pipeline(next_global, config, planner, me, size, group, mode, src, depth,
+                                              algorithm, timeout, schedule, configs=configs), config)
 
 
 def pipeline(
@@ -149,37 +206,46 @@ def pipeline(
     algorithm: Optional[str],
     timeout: Optional[float],
     schedule: Optional[str],
+    configs: Optional[Configs] = None,
 ) -> Iterator[Tuple[B, StepPlan]]:
     """:func:`plan_ahead`'s engine, on global batches: ``next_global()`` gives the next batch,
     its global batch (every DP rank's examples) and the ms its all-gather took, or None.
 
     A worker thread makes each request (the columns, their JSON), waits for the sidecar and
     builds the StepPlan; the training thread only runs the collectives (all-gather, and the
-    broadcast of each plan in broadcast mode) and picks up what is ready.
+    broadcast of each plan in broadcast mode) and picks up what is ready. ``configs()`` gives
+    the config each batch is planned with, read when the batch is taken (default: ``config``);
+    when its version changes the worker installs it in the sidecar before that batch's request.
     """
     mods = _modalities(config)
     plans_here = mode == "local" or me == src
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postbalance-plan-ahead")
+    current: Configs = configs or (lambda: (0, config))
+    installed = [0]   # the version in the sidecar (touched by the worker thread only)
 
-    def prepare(global_examples: List[Dict[str, Any]]) -> Tuple[Dict[str, Any], Optional[StepPlan], float]:
+    def prepare(global_examples: List[Dict[str, Any]], version: int, cfg: Mapping[str, Any]) -> Tuple[Dict[str, Any], Optional[StepPlan], float]:
         assert planner is not None
+        if version != installed[0]:
+            planner.set_config(cfg)   # before this batch's request: requests are answered in order
+            installed[0] = version
         c = compact_batch(global_examples, mods)
         plan = planner.plan_compact_async(c["ranks"], c["lengths"], ids=c["ids"], algorithm=algorithm,
                                           timeout=timeout, format="compact").result()
         if mode == "broadcast":
             return plan, None, 0.0   # every rank builds its StepPlan once the plan is broadcast
         t = time.perf_counter()
-        return plan, StepPlan(plan, global_examples, config, rank=me, world_size=size, group=group, schedule=schedule), _ms(t)
+        return plan, StepPlan(plan, global_examples, cfg, rank=me, world_size=size, group=group, schedule=schedule), _ms(t)
 
-    # (batch, its global batch, the worker's job on it, its all-gather's ms)
-    queue: Deque[Tuple[Any, List[Dict[str, Any]], Optional["Future[Tuple[Dict[str, Any], Optional[StepPlan], float]]"], float]] = deque()
+    # (batch, its global batch, the worker's job on it, its all-gather's ms, its config)
+    queue: Deque[Tuple[Any, List[Dict[str, Any]], Optional["Future[Tuple[Dict[str, Any], Optional[StepPlan], float]]"], float, Mapping[str, Any]]] = deque()
 
     def request_next() -> None:
         got = next_global()
         if got is not None:
             batch, global_examples, gather_ms = got
-            job = worker.submit(prepare, global_examples) if plans_here else None
-            queue.append((batch, global_examples, job, gather_ms))
+            version, cfg = current()
+            job = worker.submit(prepare, global_examples, version, cfg) if plans_here else None
+            queue.append((batch, global_examples, job, gather_ms, cfg))
 
     def resolve(job: Optional["Future[Tuple[Dict[str, Any], Optional[StepPlan], float]]"]) -> Tuple[Dict[str, Any], Optional[StepPlan], float]:
         if mode == "local":
@@ -202,13 +268,13 @@ def pipeline(
             request_next()
         while queue:
             start = time.perf_counter()
-            batch, global_examples, job, gather_ms = queue.popleft()
+            batch, global_examples, job, gather_ms, cfg = queue.popleft()
             plan, step, build_ms = resolve(job)
             wait_ms = _ms(start)
             request_next()  # the next batch is planned while this one trains
             if step is None:
                 t = time.perf_counter()
-                step = StepPlan(plan, global_examples, config, rank=me, world_size=size, group=group, schedule=schedule)
+                step = StepPlan(plan, global_examples, cfg, rank=me, world_size=size, group=group, schedule=schedule)
                 build_ms = _ms(t)
             step.timings = {"gather": gather_ms, "wait": wait_ms, "build": build_ms, "critical": _ms(start)}
             yield batch, step
