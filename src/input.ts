@@ -204,26 +204,57 @@ const DEFAULT_BATCH_LIMITS: BatchLimits = { maxExamples: MAX_EXAMPLES, maxSegmen
 function batchBuilder(config: Config, limits: BatchLimits = DEFAULT_BATCH_LIMITS) {
   const { maxExamples, maxSegments } = limits;
   const modalities = modalitiesOf(config);
+  const known = new Set(modalities);
   const ids: string[] = [];
   const ranks: number[] = [];
   const lines: number[] = [];
-  const seen = new Map<string, string>();
+  const seen = new Map<string, number>(); // id -> index of its first example
+  const wheres: string[] = [];            // where each example came from, for duplicate-id errors
   let segmentCount = 0;
-  const lens = new Map<string, number[]>(modalities.map((m) => [m, []]));
-  const offs = new Map<string, number[]>(modalities.map((m) => [m, [0]]));
+  const lens: number[][] = modalities.map(() => []);
+  const offs: number[][] = modalities.map(() => [0]);
 
-  function length(v: unknown, where: string): number {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_U32) {
-      const tooLong = typeof v === 'number' && Number.isInteger(v) && v > MAX_U32;
-      throw inputError(where, tooLong ? `length must be at most ${MAX_U32} (2^32-1), got ${v}` : `length must be a non-negative integer, got ${describe(v)}`);
+  // The error's location is built only when there is an error: a batch has millions of lengths.
+  function checkLength(v: unknown, where: string, m: string, k: number): number {
+    if (typeof v === 'number' && v >= 0 && v <= MAX_U32 && Number.isInteger(v)) return v;
+    const tooLong = typeof v === 'number' && Number.isInteger(v) && v > MAX_U32;
+    throw inputError(`${where}, field "${m}"${k < 0 ? '' : `[${k}]`}`, tooLong ? `length must be at most ${MAX_U32} (2^32-1), got ${v}` : `length must be a non-negative integer, got ${describe(v)}`);
+  }
+
+  function checkRoom(where: string): void {
+    if (ids.length >= maxExamples) throw inputError(where, `a batch holds at most ${maxExamples} examples; split it`);
+  }
+
+  function checkNewId(sid: string, where: string): void {
+    const first = seen.get(sid);
+    if (first !== undefined) throw inputError(`${where}, field "id"`, `duplicate id ${JSON.stringify(sid)} (first at ${wheres[first]})`);
+    seen.set(sid, ids.length);
+  }
+
+  function checkRank(rank: unknown, where: string): number {
+    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= config.ranks) {
+      throw inputError(`${where}, field "rank"`, `must be an integer in [0, ${config.ranks}), got ${describe(rank)}`);
     }
-    return v;
+    return rank;
+  }
+
+  function checkSegments(count: number, where: string): void {
+    if (segmentCount + count > maxSegments) throw inputError(where, `a batch holds at most ${maxSegments} segments (lengths), this example brings it to ${segmentCount + count}; split it`);
+    segmentCount += count;
+  }
+
+  function push(sid: string, where: string, rank: number, line: number): void {
+    for (let j = 0; j < modalities.length; j++) offs[j].push(lens[j].length);
+    ids.push(sid);
+    wheres.push(where);
+    ranks.push(rank);
+    lines.push(line);
   }
 
   /** `idSpelling`: how the user wrote a numeric id (from the JSON text); default: as JS prints it. */
   function add(ex: unknown, where: string, line = 0, idSpelling?: () => string): void {
     if (!isObject(ex)) throw inputError(where, `must be a JSON object, got ${describe(ex)}`);
-    if (ids.length >= maxExamples) throw inputError(where, `a batch holds at most ${maxExamples} examples; split it`);
+    checkRoom(where);
     const id = ex.id;
     if ((typeof id !== 'string' || id === '') && (typeof id !== 'number' || !Number.isFinite(id))) {
       throw inputError(`${where}, field "id"`, `must be a non-empty string or a number, got ${describe(id)}`);
@@ -237,45 +268,37 @@ function batchBuilder(config: Config, limits: BatchLimits = DEFAULT_BATCH_LIMITS
     } else {
       sid = id;
     }
-    const first = seen.get(sid);
-    if (first !== undefined) throw inputError(`${where}, field "id"`, `duplicate id ${JSON.stringify(sid)} (first at ${first})`);
-    seen.set(sid, where);
-    const rank = ex.rank;
-    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= config.ranks) {
-      throw inputError(`${where}, field "rank"`, `must be an integer in [0, ${config.ranks}), got ${describe(rank)}`);
-    }
-    for (const k of Object.keys(ex)) {
-      if (k !== 'id' && k !== 'rank' && !lens.has(k)) {
+    checkNewId(sid, where);
+    const rank = checkRank(ex.rank, where);
+    for (const k in ex) {
+      if (k !== 'id' && k !== 'rank' && !known.has(k) && Object.hasOwn(ex, k)) {
         throw inputError(`${where}, field ${describe(k, 64)}`, `unknown modality (config declares: ${modalities.join(', ')})`);
       }
     }
     let count = 0;
-    for (const m of modalities) {
-      const v = own(ex, m);
+    for (let j = 0; j < modalities.length; j++) {
+      const v = own(ex, modalities[j]);
       count += v === undefined || v === null ? 0 : Array.isArray(v) ? v.length : 1;
     }
-    if (segmentCount + count > maxSegments) throw inputError(where, `a batch holds at most ${maxSegments} segments (lengths), this example brings it to ${segmentCount + count}; split it`);
-    segmentCount += count;
-    for (const m of modalities) {
+    checkSegments(count, where);
+    for (let j = 0; j < modalities.length; j++) {
+      const m = modalities[j];
       const v = own(ex, m);
-      const l = lens.get(m)!;
+      const l = lens[j];
       if (v === undefined || v === null) {
         // no segments of this modality
       } else if (Array.isArray(v)) {
-        for (let k = 0; k < v.length; k++) l.push(length(v[k], `${where}, field "${m}"[${k}]`));
+        for (let k = 0; k < v.length; k++) l.push(checkLength(v[k], where, m, k));
       } else {
-        l.push(length(v, `${where}, field "${m}"`));
+        l.push(checkLength(v, where, m, -1));
       }
-      offs.get(m)!.push(l.length);
     }
-    ids.push(sid);
-    ranks.push(rank);
-    lines.push(line);
+    push(sid, where, rank, line);
   }
 
   function finish(): Batch {
     const segments = new Map<string, { offsets: Uint32Array; lengths: Uint32Array }>();
-    for (const m of modalities) segments.set(m, { offsets: Uint32Array.from(offs.get(m)!), lengths: Uint32Array.from(lens.get(m)!) });
+    modalities.forEach((m, j) => segments.set(m, { offsets: Uint32Array.from(offs[j]), lengths: Uint32Array.from(lens[j]) }));
     const batch: Batch = { ids, ranks: Int32Array.from(ranks), segments };
     if (lines.some((l) => l > 0)) batch.lines = Uint32Array.from(lines);
     return batch;
