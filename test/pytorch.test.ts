@@ -23,7 +23,7 @@ describe('PyTorch client (pytest)', () => {
     it.skip(`NOT RUN: ${MISSING}`, () => {});
   }
 
-  it.runIf(hasTorch)(`client == CLI, every PlannerError path, exchanges on 3 ranks, node-wise == flat on 8 ranks, 4 DP x 2 TP, planning ahead, training on 4 ranks (torch ${(probe.stdout ?? '').trim()})`, () => {
+  it.runIf(hasTorch)(`client == CLI, every PlannerError path, exchanges on 3 ranks, node-wise == flat on 8 ranks, 4 DP x 2 TP, planning ahead, micro-batches, refit, the README's training step, training on 4 ranks (torch ${(probe.stdout ?? '').trim()})`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'postbalance-pytest-'));
     try {
       const junit = join(dir, 'junit.xml'), summary = join(dir, 'training.json');
