@@ -130,3 +130,38 @@ export class LoadHeap {
     k[i] = key;
   }
 }
+
+/** Groups kept sorted by (load, index) ascending, and their loads. */
+export interface SortedGroups {
+  sorted: Int32Array;
+  load: Float64Array;
+}
+
+/** First index in [lo, hi) of s.sorted whose group is not before (L, g) in (load, index) order. */
+function upper(s: SortedGroups, L: number, g: number, lo: number, hi: number): number {
+  const { sorted, load } = s;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const m = sorted[mid], lm = load[m];
+    if (lm < L || (lm === L && m < g)) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/** Sets g's load to `now` and moves g (at its old load in s.sorted) to its place for it. */
+export function reposition(s: SortedGroups, g: number, now: number): void {
+  const { sorted, load } = s;
+  const R = sorted.length;
+  const was = load[g];
+  const from = upper(s, was, g, 0, R); // sorted[from] === g
+  load[g] = now;
+  if (now < was) {
+    const to = upper(s, now, g, 0, from);
+    sorted.copyWithin(to + 1, to, from);
+    sorted[to] = g;
+  } else {
+    const to = upper(s, now, g, from + 1, R) - 1;
+    sorted.copyWithin(from, from + 1, to + 1);
+    sorted[to] = g;
+  }
+}

@@ -21,7 +21,7 @@
 // l's costs with one pointer. The result is exactly that of the exhaustive rule above. Small
 // module-level functions (not one large one) so V8 optimises each hot loop early.
 import type { Accelerator } from '../primitives/accelerator.js';
-import { LoadHeap, type PartitionInput } from './common.js';
+import { LoadHeap, reposition, type PartitionInput } from './common.js';
 import { pairStep, type PairArena } from '../primitives/pairstep.js';
 
 export interface RefineOptions {
@@ -342,34 +342,6 @@ function remove(s: State, g: number, i: number): void {
   s.mc.copyWithin(p, p + 1, e);
   s.mt.copyWithin(p, p + 1, e);
   s.size[g]--;
-}
-
-/** First position in [lo, hi) of s.sorted whose group is not before (L, g) in (load, index) order. */
-function upper(s: State, L: number, g: number, lo: number, hi: number): number {
-  const { sorted, load } = s;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const m = sorted[mid], lm = load[m];
-    if (lm < L || (lm === L && m < g)) lo = mid + 1; else hi = mid;
-  }
-  return lo;
-}
-
-/** Moves g (still at its old load) to its place in s.sorted for load `now`. */
-function reposition(s: State, g: number, now: number): void {
-  const { sorted, load, R } = s;
-  const was = load[g];
-  const from = upper(s, was, g, 0, R); // sorted[from] === g
-  load[g] = now;
-  if (now < was) {
-    const to = upper(s, now, g, 0, from);
-    sorted.copyWithin(to + 1, to, from);
-    sorted[to] = g;
-  } else {
-    const to = upper(s, now, g, from + 1, R) - 1;
-    sorted.copyWithin(from, from + 1, to + 1);
-    sorted[to] = g;
-  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { Accelerator } from '../primitives/accelerator.js';
 import { arenaOf, exchange, type BalanceState, type Deal } from '../primitives/balance.js';
 import { pairStep } from '../primitives/pairstep.js';
-import type { PartitionInput } from './common.js';
+import { reposition, type PartitionInput } from './common.js';
 
 /** At most this many balance rounds (they stop earlier when a round changes nothing). */
 export const MAX_BALANCE_ROUNDS = 64;
@@ -155,34 +155,6 @@ export function polish(s: BalanceState, target: number, limit: number): number {
     reposition(s, bestL, newL);
   }
   return steps;
-}
-
-/** First index in [lo, hi) of s.sorted whose group is not before (L, g) in (load, index) order. */
-function upper(s: BalanceState, L: number, g: number, lo: number, hi: number): number {
-  const { sorted, load } = s;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const m = sorted[mid], lm = load[m];
-    if (lm < L || (lm === L && m < g)) lo = mid + 1; else hi = mid;
-  }
-  return lo;
-}
-
-/** Moves g (still at its old load) to its place in s.sorted for load `now`. */
-function reposition(s: BalanceState, g: number, now: number): void {
-  const { sorted, load, R } = s;
-  const was = load[g];
-  const from = upper(s, was, g, 0, R);
-  load[g] = now;
-  if (now < was) {
-    const to = upper(s, now, g, 0, from);
-    sorted.copyWithin(to + 1, to, from);
-    sorted[to] = g;
-  } else {
-    const to = upper(s, now, g, from + 1, R) - 1;
-    sorted.copyWithin(from, from + 1, to + 1);
-    sorted[to] = g;
-  }
 }
 
 /** Compound steps are searched only between blocks of at most this many distinct item sizes. */
