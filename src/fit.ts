@@ -19,7 +19,7 @@
 // equations. A design whose scaled condition number exceeds 1e8 (e.g. every item of one length:
 // the three features are then proportional) cannot tell the coefficients apart and is refused.
 import { describe, inputError, InputError } from './errors.js';
-import { stripBom } from './input.js';
+import { forEachJsonLine } from './input.js';
 import type { Config, CostModel } from './types.js';
 
 /** One phase's samples as equations: features (count, Σ L, Σ L²) and the measured ms. */
@@ -45,22 +45,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parseSamples(text: string, config: Config): Map<string, PhaseSamples> {
   const phases = new Map(config.phases.map((p) => [p.name, p]));
   const out = new Map<string, PhaseSamples>();
-  text = stripBom(text);
-  let lineNo = 0;
-  for (let start = 0; start <= text.length;) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    lineNo++;
-    const line = text.slice(start, end).trim();
-    start = end + 1;
-    if (line === '') continue;
-    const where = `samples line ${lineNo}`;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(line);
-    } catch (e) {
-      throw inputError(where, `malformed JSON (${(e as Error).message.split('\n')[0]})`);
-    }
+  forEachJsonLine(text, 'samples', (obj, where) => {
     if (!isObject(obj)) throw inputError(where, `must be a JSON object like {"phase":"vision","lengths":[576,256],"ms":12.3}, got ${describe(obj)}`);
     for (const k of Object.keys(obj)) {
       if (!SAMPLE_KEYS.includes(k)) throw inputError(`${where}, field "${k}"`, `unknown field (allowed: ${SAMPLE_KEYS.join(', ')})`);
@@ -94,7 +79,7 @@ export function parseSamples(text: string, config: Config): Map<string, PhaseSam
     s.sumL.push(phase.padding ? n * longest : sumL);
     s.sumL2.push(phase.padding ? n * longest * longest : sumL2);
     s.ms.push(ms);
-  }
+  });
   return out;
 }
 

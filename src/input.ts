@@ -309,29 +309,39 @@ function batchBuilder(config: Config, limits: BatchLimits = DEFAULT_BATCH_LIMITS
 
 const topLevelId = (p: JsonPath) => (p.length === 1 && p[0] === 'id' ? 0 : undefined);
 
-/** Parse a JSONL batch (one example per line; blank lines are skipped). */
-export function parseBatch(text: string, config: Config): Batch {
+/**
+ * Each non-blank line of a JSONL text, parsed: `visit(value, where, lineNo, line)` with `where`
+ * = "<what> line N". A line over the value limit or not JSON is a one-line error naming it.
+ */
+export function forEachJsonLine(text: string, what: string, visit: (value: unknown, where: string, lineNo: number, line: string) => void): void {
   text = stripBom(text);
-  const b = batchBuilder(config);
   let lineNo = 0;
-  let start = 0;
-  while (start <= text.length) {
+  for (let start = 0; start <= text.length;) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     lineNo++;
     const line = text.slice(start, end).trim();
     start = end + 1;
     if (line === '') continue;
-    if (overValueLimit(line)) throw inputError(`batch line ${lineNo}`, `more than ${MAX_JSON_VALUES} JSON values on one line (a batch holds at most ${MAX_SEGMENTS} segments)`);
-    let obj: unknown;
+    const where = `${what} line ${lineNo}`;
+    if (overValueLimit(line)) throw inputError(where, `more than ${MAX_JSON_VALUES} JSON values on one line${what === 'batch' ? ` (a batch holds at most ${MAX_SEGMENTS} segments)` : ''}`);
+    let value: unknown;
     try {
-      obj = JSON.parse(line);
+      value = JSON.parse(line);
     } catch (e) {
-      throw inputError(`batch line ${lineNo}`, `malformed JSON (${(e as Error).message.split('\n')[0]})`);
+      throw inputError(where, `malformed JSON (${(e as Error).message.split('\n')[0]})`);
     }
-    const id = (obj as { id?: unknown } | null)?.id;
-    b.add(obj, `batch line ${lineNo}`, lineNo, typeof id === 'number' ? () => spellingsOf(line, topLevelId)(0, id) : undefined);
+    visit(value, where, lineNo, line);
   }
+}
+
+/** Parse a JSONL batch (one example per line; blank lines are skipped). */
+export function parseBatch(text: string, config: Config): Batch {
+  const b = batchBuilder(config);
+  forEachJsonLine(text, 'batch', (obj, where, lineNo, line) => {
+    const id = (obj as { id?: unknown } | null)?.id;
+    b.add(obj, where, lineNo, typeof id === 'number' ? () => spellingsOf(line, topLevelId)(0, id) : undefined);
+  });
   return b.finish();
 }
 
