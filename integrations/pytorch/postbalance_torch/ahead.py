@@ -75,8 +75,15 @@ class PlanAhead(Generic[B]):
         batch's request.
 
         Raises:
-            PlannerError: the config is for another number of ranks than this one.
+            PlannerError: the config is not a dict with a list of phases, or is for another
+                number of ranks than this one (the config in use is kept). What only the
+                sidecar checks (a negative cost, ...) fails the batch it would plan.
         """
+        if not isinstance(config, Mapping):
+            raise PlannerError(f"config must be a dict (the planner config), got {repr(config)[:60]}")
+        phases = config.get("phases")
+        if not isinstance(phases, list) or not phases or not all(isinstance(p, Mapping) and isinstance(p.get("name"), str) for p in phases):
+            raise PlannerError(f"config phases: must be a non-empty list of phases, each with a \"name\", got {repr(phases)[:60]}")
         if config.get("ranks") != self._config.get("ranks"):
             raise PlannerError(f"config ranks is {config.get('ranks')!r}, the config planning ahead has {self._config.get('ranks')!r}")
         self._config = dict(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import numbers
 import operator
 import os
 import shlex
@@ -177,19 +178,31 @@ def _wire_example(e: Mapping[str, Any], i: int) -> Mapping[str, Any]:
     return out
 
 
-def _column(values: Any) -> List[Any]:
+def _column(values: Any, where: str) -> List[Any]:
+    """A column (list, tuple, 1-d array or tensor) as a list, else PlannerError naming it."""
     if hasattr(values, "tolist") and not isinstance(values, (list, tuple)):
         values = values.tolist()
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise PlannerError(f"{where}: must be a list with one entry per example, got {_show(values)}")
     return list(values)
+
+
+def _timeout(v: Optional[float], where: str) -> Optional[float]:
+    """None or a non-negative number of seconds: a NaN or negative one would stop the sidecar at once."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0:
+        raise PlannerError(f"{where}: must be a non-negative number of seconds or None, got {_show(v)}")
+    return float(v)
 
 
 def _lengths_column(col: Any, m: str) -> Any:
     """A compact lengths column: one entry per example, or CSR ``{"counts", "values"}``."""
     where = f"compact.lengths.{m}"
     if isinstance(col, Mapping):
-        return {k: [_as_int(x, f"{where}.{k}[{j}]") for j, x in enumerate(_column(v))] if k in ("counts", "values") else v
+        return {k: [_as_int(x, f"{where}.{k}[{j}]") for j, x in enumerate(_column(v, f"{where}.{k}"))] if k in ("counts", "values") else v
                 for k, v in col.items()}
-    return [_lengths(x, f"{where}[{e}]") for e, x in enumerate(_column(col))]
+    return [_lengths(x, f"{where}[{e}]") for e, x in enumerate(_column(col, where))]
 
 
 def compact_batch(examples: Sequence[Mapping[str, Any]], modalities: Iterable[str]) -> Dict[str, Any]:
@@ -306,7 +319,7 @@ class Planner:
             ``None``: no limit.
 
     Raises:
-        ValueError: an unknown backend.
+        ValueError: an unknown backend, a config that is not a dict, a negative or NaN timeout.
         PlannerError: no ``postbalance`` command can be found (see :func:`find_cli`).
     """
 
@@ -322,6 +335,12 @@ class Planner:
     ) -> None:
         if backend not in ("auto", "cpu", "gpu"):
             raise ValueError(f"backend must be auto, cpu or gpu, got {backend!r}")
+        if not isinstance(config, Mapping):
+            raise ValueError(f"config must be a dict (the planner config), got {_show(config)}")
+        try:
+            _timeout(timeout, "timeout")
+        except PlannerError as e:
+            raise ValueError(str(e)) from None
         self.config = dict(config)
         self.backend = backend
         self.algorithm = algorithm
@@ -507,6 +526,8 @@ class Planner:
             PlannerError: at once, for a batch that cannot be sent (the message names the
                 example and field) or a planner that is not running.
         """
+        if isinstance(batch, (str, bytes, Mapping)) or not isinstance(batch, Iterable):
+            raise PlannerError(f"batch: must be a list of example dicts, got {_show(batch)}")
         req: Dict[str, Any] = {"batch": [_wire_example(e, i) for i, e in enumerate(batch)]}
         return self._plan_request(req, algorithm, exchange, timeout, format)
 
@@ -551,12 +572,14 @@ class Planner:
     ) -> "Future[Dict[str, Any]]":
         """:meth:`plan_compact` without waiting: returns a Future of the plan, as
         :meth:`plan_async` does."""
+        if not isinstance(lengths, Mapping):
+            raise PlannerError(f"compact.lengths: must be a dict of modality -> column, got {_show(lengths)}")
         compact: Dict[str, Any] = {
-            "ranks": [_as_int(r, f"compact.ranks[{e}]") for e, r in enumerate(_column(ranks))],
+            "ranks": [_as_int(r, f"compact.ranks[{e}]") for e, r in enumerate(_column(ranks, "compact.ranks"))],
             "lengths": {m: _lengths_column(v, m) for m, v in lengths.items()},
         }
         if ids is not None:
-            compact["ids"] = [wire_id(x, f"compact.ids[{e}]") for e, x in enumerate(_column(ids))]
+            compact["ids"] = [wire_id(x, f"compact.ids[{e}]") for e, x in enumerate(_column(ids, "compact.ids"))]
         return self._plan_request({"compact": compact}, algorithm, exchange, timeout, format)
 
     def set_config(self, config: Mapping[str, Any], timeout: Optional[float] = None) -> Dict[str, Any]:
@@ -573,6 +596,8 @@ class Planner:
         Raises:
             PlannerError: the sidecar rejected the config (the old one stays installed) or failed.
         """
+        if not isinstance(config, Mapping):
+            raise PlannerError(f"config: must be a dict (the planner config), got {_show(config)}")
         resp = self._submit({"config": dict(config)}, self.timeout if timeout is None else timeout, wants_plan=False).result()
         self.config = dict(config)
         self.info = {k: v for k, v in resp.items() if k not in ("id", "ok")}
@@ -591,6 +616,7 @@ class Planner:
         return self._submit(req, self.timeout if timeout is None else timeout, wants_plan=True)
 
     def _submit(self, req: Dict[str, Any], timeout: Optional[float], wants_plan: bool) -> "Future[Dict[str, Any]]":
+        timeout = _timeout(timeout, "timeout")
         s = self._session
         if s is None:
             raise PlannerError("the planner is not running: use it as a context manager or call start()")

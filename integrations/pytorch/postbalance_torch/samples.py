@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import operator
 import os
 import subprocess
 import tempfile
@@ -26,6 +27,18 @@ from .planner import DEFAULT_TIMEOUT, Planner, PlannerError, find_cli
 from .step import segment_lengths
 
 __all__ = ["CostSamples", "fit_config", "refit"]
+
+
+def _count(v: Any, name: str, least: int) -> int:
+    """An integer of any common type (int, numpy integer, 0-d integer tensor) >= ``least``, else
+    ValueError naming it."""
+    try:
+        i = operator.index(v) if not isinstance(v, bool) else None
+    except TypeError:
+        i = None
+    if i is None or i < least:
+        raise ValueError(f"{name} must be a {'non-negative' if least == 0 else 'positive'} integer, got {v!r}")
+    return i
 
 
 def _global_rank() -> Optional[int]:
@@ -57,6 +70,10 @@ class CostSamples:
     """
 
     def __init__(self, rank: Optional[int] = None, keep: Optional[int] = None, cuda: Optional[bool] = None) -> None:
+        if rank is not None:
+            rank = _count(rank, "rank", 0)
+        if keep is not None:
+            keep = _count(keep, "keep", 1)
         self.rank = _global_rank() if rank is None else rank
         self._done: Deque[Dict[str, Any]] = deque(maxlen=keep)
         self._pending: List[Tuple[Dict[str, Any], Any, Any]] = []   # (sample, start, end) CUDA events
@@ -66,11 +83,10 @@ class CostSamples:
     def _sample(self, step: int, phase: str, lengths: Any) -> Dict[str, Any]:
         if not isinstance(phase, str) or not phase:
             raise ValueError(f"phase must be a non-empty string, got {phase!r}")
-        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        step = _count(step, "step", 0)
         try:
             ls = segment_lengths(lengths)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"phase {phase!r}, step {step}: lengths must be integers, got {lengths!r}") from None
         bad = [L for L in ls if L < 0]
         if bad:
@@ -95,9 +111,16 @@ class CostSamples:
             ValueError: one of them is not as described (the message names it).
         """
         s = self._sample(step, phase, lengths)
-        ms = float(ms)
+        step, shown = s["step"], ms
+        try:
+            if not isinstance(ms, (str, bytes, bool)):
+                ms = shown = float(ms)
+            else:
+                ms = math.nan
+        except (TypeError, ValueError):
+            ms = math.nan
         if not math.isfinite(ms) or ms < 0:
-            raise ValueError(f"phase {phase!r}, step {step}: ms must be a finite non-negative number, got {ms!r}")
+            raise ValueError(f"phase {phase!r}, step {step}: ms must be a finite non-negative number, got {shown!r}")
         s["ms"] = ms
         self._done.append(s)
 
@@ -142,8 +165,21 @@ class CostSamples:
         self._done.clear()
 
     def extend(self, samples: Sequence[Mapping[str, Any]]) -> None:
-        """Adds samples as :meth:`samples` returns them (e.g. read back from a file)."""
-        for s in samples:
+        """Adds samples as :meth:`samples` returns them (e.g. read back from a file).
+
+        Raises:
+            ValueError: a sample is not a dict (``postbalance fit`` checks its fields).
+        """
+        try:
+            rows = list(samples) if not isinstance(samples, (str, bytes, Mapping)) else None
+        except TypeError:
+            rows = None
+        if rows is None:
+            raise ValueError(f"samples must be a sequence of sample dicts, got {repr(samples)[:60]}")
+        for i, s in enumerate(rows):
+            if not isinstance(s, Mapping):
+                raise ValueError(f"samples[{i}]: must be a dict like {{'phase': 'vision', 'lengths': [576], 'ms': 12.3}}, got {repr(s)[:60]}")
+        for s in rows:
             self._done.append(dict(s))
 
     def to_jsonl(self) -> str:
@@ -210,14 +246,35 @@ def fit_config(samples: Union[CostSamples, Sequence[Mapping[str, Any]]], config:
             phase with fewer than 3 distinct samples, or samples that cannot tell the
             coefficients apart), could not be started, or timed out.
     """
-    rows = samples.samples() if isinstance(samples, CostSamples) else [dict(s) for s in samples]
+    if isinstance(samples, CostSamples):
+        rows = samples.samples()
+    else:
+        given = CostSamples(cuda=False)
+        try:
+            given.extend(samples)
+        except ValueError as e:
+            raise PlannerError(str(e)) from None
+        rows = given.samples()
+    if not isinstance(config, Mapping):
+        raise PlannerError(f"config must be a dict (the planner config), got {repr(config)[:60]}")
+    # What cannot be written as JSON (a tensor, NaN) is named here, not a TypeError from json.
+    sample_lines = []
+    for i, s in enumerate(rows):
+        try:
+            sample_lines.append(json.dumps(s, separators=(",", ":"), allow_nan=False) + "\n")
+        except (TypeError, ValueError) as e:
+            raise PlannerError(f"sample {i}: cannot be written as JSON ({e})") from None
+    try:
+        config_text = json.dumps(dict(config), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise PlannerError(f"config: cannot be written as JSON ({e})") from None
     base = [command] if isinstance(command, str) else (list(command) if command is not None else find_cli())
     with tempfile.TemporaryDirectory(prefix="postbalance-fit-") as d:
         spath, cpath = os.path.join(d, "samples.jsonl"), os.path.join(d, "config.json")
         with open(spath, "w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(s, separators=(",", ":")) + "\n" for s in rows))
+            f.write("".join(sample_lines))
         with open(cpath, "w", encoding="utf-8") as f:
-            json.dump(dict(config), f)
+            f.write(config_text)
         try:
             r = subprocess.run(base + ["fit", "--samples", spath, "--config", cpath], capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

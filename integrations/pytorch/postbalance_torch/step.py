@@ -36,6 +36,13 @@ __all__ = ["StepPlan", "check_config_ranks", "default_schedule", "gather_example
 RowsFn = Callable[..., int]
 
 
+class _UnknownPhase(ValueError, KeyError):
+    """A phase name the config lacks: a ValueError as the other bad arguments are, still a
+    KeyError for callers that caught the earlier KeyError (its message without KeyError's quotes)."""
+
+    __str__ = ValueError.__str__
+
+
 def segment_lengths(value: Any) -> List[int]:
     """The segments of one modality of an example dict (the CLI's input contract).
 
@@ -53,6 +60,30 @@ def segment_lengths(value: Any) -> List[int]:
     if hasattr(value, "tolist") and getattr(value, "ndim", 1) != 0:
         return [int(v) for v in value.tolist()]
     return [operator.index(value) if not isinstance(value, float) else int(value)]
+
+
+def _index(v: Any, name: str, least: int) -> int:
+    """An integer argument of any common type (int, numpy integer, 0-d integer tensor) that is
+    at least ``least``, else ValueError naming it."""
+    try:
+        i = operator.index(v) if not isinstance(v, bool) else None
+    except TypeError:
+        i = None
+    if i is None or i < least:
+        raise ValueError(f"{name} must be a {'non-negative' if least == 0 else 'positive'} integer, got {v!r}")
+    return i
+
+
+def _long_column(values: Any, what: str) -> torch.Tensor:
+    """A 1-d long tensor of integers, else ValueError saying ``what`` is malformed."""
+    try:
+        t = torch.as_tensor(values)
+        ok = t.dim() == 1 and (t.numel() == 0 or not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool))
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} must be a list of integers, got {repr(values)[:60]}")
+    return t.long()
 
 
 def _rank_world(group: Optional[dist.ProcessGroup]) -> Tuple[int, int]:
@@ -351,8 +382,11 @@ class StepPlan:
         schedule: Optional[str] = None,
     ) -> None:
         r, w = _rank_world(group)
-        self.rank = r if rank is None else rank
-        self.world = w if world_size is None else world_size
+        self.world = w if world_size is None else _index(world_size, "world_size", 1)
+        # A rank outside the world would index another rank's items (a negative one silently).
+        self.rank = r if rank is None else _index(rank, "rank", 0)
+        if self.rank >= self.world:
+            raise ValueError(f"rank must be in [0, {self.world}), got {self.rank}")
         if plan["ranks"] != self.world:
             raise ValueError(f"plan is for {plan['ranks']} ranks, the process group has {self.world}")
         self.plan = plan
@@ -422,7 +456,7 @@ class StepPlan:
         """The phase's items (cached). Example phases: one item per example with any segment of
         the phase's modalities, tokens Σ ceil(L × scale) over its segments."""
         if phase not in self.phases:
-            raise KeyError(f"unknown phase {phase!r} (config phases: {', '.join(self.phases)})")
+            raise _UnknownPhase(f"unknown phase {phase!r} (config phases: {', '.join(self.phases)})")
         cfg = self.phases[phase]
         mods = cfg["modalities"]
         if self._is_segment(phase):
@@ -578,19 +612,27 @@ class StepPlan:
             if "microBatches" not in planned:
                 mb, count = torch.zeros(n, dtype=torch.long), 1
             else:
-                count = int(planned["microBatches"])
-                if "microBatch" in planned:   # compact form: one entry per item, in item order
-                    mb = torch.tensor(planned["microBatch"], dtype=torch.long)
-                    if mb.numel() != n:
-                        raise ValueError(f"phase {phase!r}: the plan has {mb.numel()} micro-batch entries, this batch {n} items")
-                else:                          # full form: parallel to each rank's items
-                    index = dict(zip(items.keys, range(n)))
-                    mb = torch.full((n,), -1, dtype=torch.long)
-                    for r, entry in enumerate(planned["ranks"]):
-                        if len(entry.get("microBatch", ())) != len(entry["items"]):
-                            raise ValueError(f"phase {phase!r}: rank {r}'s microBatch is not parallel to its items")
-                        g = torch.tensor([index[k] for k in entry["items"]], dtype=torch.long)
-                        mb[g] = torch.tensor(entry["microBatch"], dtype=torch.long)
+                # A plan is the sidecar's, or the user's: a malformed one is a ValueError naming
+                # the phase, not a KeyError or TypeError from inside.
+                try:
+                    count = operator.index(planned["microBatches"])
+                    if "microBatch" in planned:   # compact form: one entry per item, in item order
+                        mb = _long_column(planned["microBatch"], f"phase {phase!r}: the plan's microBatch")
+                        if mb.dim() != 1 or mb.numel() != n:
+                            raise ValueError(f"phase {phase!r}: the plan has {mb.numel()} micro-batch entries, this batch {n} items")
+                    else:                          # full form: parallel to each rank's items
+                        index = dict(zip(items.keys, range(n)))
+                        mb = torch.full((n,), -1, dtype=torch.long)
+                        for r, entry in enumerate(planned["ranks"]):
+                            if len(entry.get("microBatch", ())) != len(entry["items"]):
+                                raise ValueError(f"phase {phase!r}: rank {r}'s microBatch is not parallel to its items")
+                            try:
+                                g = torch.tensor([index[k] for k in entry["items"]], dtype=torch.long)
+                            except KeyError as e:
+                                raise ValueError(f"phase {phase!r}: the plan's item {e.args[0]!r} is not an item of this batch") from None
+                            mb[g] = _long_column(entry["microBatch"], f"phase {phase!r}: rank {r}'s microBatch")
+                except (KeyError, TypeError, AttributeError, RuntimeError) as e:
+                    raise ValueError(f"phase {phase!r}: the plan's micro-batches are malformed ({type(e).__name__}: {e})") from None
                 if n and bool(((mb < 0) | (mb >= count)).any()):
                     raise ValueError(f"phase {phase!r}: the plan names a micro-batch outside [0, {count})")
             self._cache[ck] = (mb, count)
