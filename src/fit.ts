@@ -32,6 +32,13 @@ export interface PhaseSamples {
 
 const SAMPLE_KEYS = ['phase', 'lengths', 'ms', 'rank', 'step'];
 const MAX_U32 = 0xffffffff;
+/**
+ * A sample's ms is 0 or in [MIN_MS, MAX_MS] (a picosecond to 31 years): past these the fit's
+ * arithmetic overflows (ms² in the residual, features / ms in the weighted rows), and no timer
+ * gives them; such a line is a corrupt one, named as such.
+ */
+export const MIN_MS = 1e-9;
+export const MAX_MS = 1e12;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -56,6 +63,7 @@ export function parseSamples(text: string, config: Config): Map<string, PhaseSam
     if (!Array.isArray(obj.lengths)) throw inputError(`${where}, field "lengths"`, `must be an array of item lengths, got ${describe(obj.lengths)}`);
     const ms = obj.ms;
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw inputError(`${where}, field "ms"`, `must be a non-negative number of milliseconds, got ${describe(ms)}`);
+    if (ms > MAX_MS || (ms > 0 && ms < MIN_MS)) throw inputError(`${where}, field "ms"`, `must be 0 or between 1e-9 and 1e12 milliseconds (a picosecond to 31 years), got ${describe(ms)}`);
     for (const k of ['rank', 'step'] as const) {
       const v = obj[k];
       if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw inputError(`${where}, field "${k}"`, `must be a non-negative integer, got ${describe(v)}`);

@@ -2,6 +2,7 @@
 // Dawn instance would otherwise keep Node running). Shared by bin/ and the bundled CLI.
 import { run } from './cli.js';
 import { readCapped } from './commands/args.js';
+import { InputError } from './errors.js';
 
 const readStdin = () => readCapped(process.stdin, 'stdin');
 
@@ -11,15 +12,20 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<neve
   let writeError: NodeJS.ErrnoException | null = null;
   const keep = (e: Error | null | undefined) => { if (e && !writeError) writeError = e as NodeJS.ErrnoException; };
   process.stdout.on('error', () => {}); // reported through the write callbacks
+  const flushed = () => new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  const failure = (e: NodeJS.ErrnoException) => `cannot write to stdout (${e.code ?? e.message.split('\n')[0]}): the output is incomplete`;
   let code = await run(argv, {
     stdout: (s) => { process.stdout.write(s, keep); },
     stderr: (s) => process.stderr.write(s),
     readStdin,
+    flushStdout: async () => {
+      await flushed();
+      if (writeError) throw new InputError(failure(writeError));
+    },
   });
-  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await flushed();
   if (writeError && code === 0) {
-    const e: NodeJS.ErrnoException = writeError;
-    process.stderr.write(`postbalance: cannot write to stdout (${e.code ?? e.message.split('\n')[0]}): the output is incomplete\n`);
+    process.stderr.write(`postbalance: ${failure(writeError)}\n`);
     code = 1;
   }
   process.exit(code);

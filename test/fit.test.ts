@@ -74,6 +74,9 @@ const CONFIG: Config & Record<string, unknown> = {
   bytesPerToken: { text: 4, image: 1176 },
 };
 
+/** Four samples of the vision phase that fit on their own. */
+const FOUR_GOOD = [[1], [2, 3], [10], [1, 50, 7]].map((lengths, i) => JSON.stringify({ phase: 'vision', lengths, ms: 1 + i })).join('\n');
+
 describe('postbalance fit', () => {
   it('recovers known coefficients from noisy samples within 5%, keeps unsampled phases, and plan accepts the result', async () => {
     const rand = mulberry(testSeed('fit'));
@@ -147,6 +150,12 @@ describe('postbalance fit', () => {
     ['lengths not an array', '{"phase":"vision","lengths":5,"ms":1}', /^postbalance: samples line 1, field "lengths": must be an array of item lengths, got 5$/],
     ['missing ms', '{"phase":"vision","lengths":[1]}', /^postbalance: samples line 1, field "ms": must be a non-negative number of milliseconds, got undefined$/],
     ['negative ms', '\n{"phase":"vision","lengths":[1],"ms":-4}', /^postbalance: samples line 2, field "ms": must be a non-negative number of milliseconds, got -4$/],
+    // Past these the fit's arithmetic overflowed: after 4 good lines, 1e308 and 1e200 gave "R² NaN,
+    // residual Infinity" and exit 0; 1e-300 a "cannot tell apart" error that named no line.
+    ...([['1e308', '1e\\+308'], ['1e200', '1e\\+200'], ['1e-300', '1e-300']] as const).map(([ms, shown]): [string, string, RegExp] => [
+      `ms ${ms}`, `${FOUR_GOOD}\n{"phase":"vision","lengths":[4294967295,2],"ms":${ms}}`,
+      new RegExp(`^postbalance: samples line 5, field "ms": must be 0 or between 1e-9 and 1e12 milliseconds \\(a picosecond to 31 years\\), got ${shown}$`),
+    ]),
     ['bad rank', '{"phase":"vision","lengths":[1],"ms":1,"rank":1.5}', /^postbalance: samples line 1, field "rank": must be a non-negative integer, got 1\.5$/],
     ['no samples', '\n\n', /^postbalance: samples: no sample lines/],
     ['too few distinct samples', '{"phase":"vision","lengths":[576],"ms":1}\n{"phase":"vision","lengths":[576],"ms":1.1}\n{"phase":"vision","lengths":[576,576],"ms":2}', /^postbalance: phase "vision": 2 distinct samples \(item count, Σ length, Σ length²\) in 3 lines; at least 3 are needed to fit perItem, perToken and perTokenSquared$/],

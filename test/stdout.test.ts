@@ -51,6 +51,26 @@ describe('plan and demo when stdout cannot be written', () => {
     expect(stderr).toMatch(ONE_LINE);
   });
 
+  it('fit `> /dev/full`: exit 1 and that one line, no R² report after a config that was lost', () => {
+    const fitConfig = { ranks: 2, phases: [{ name: 'vision', modalities: ['image'], unit: 'segment', cost: { perToken: 1 } }] };
+    const samples = [[1], [5, 9], [300, 20, 7], [1000], [64, 64, 64, 64], [2000, 3]]
+      .map((lengths) => JSON.stringify({ phase: 'vision', lengths, ms: lengths.reduce((s, L) => s + 2 + 0.1 * L + 1e-5 * L * L, 0) })).join('\n');
+    writeFileSync(join(dir, 'fit-config.json'), JSON.stringify(fitConfig));
+    writeFileSync(join(dir, 'samples.jsonl'), samples);
+    const args = [BIN, 'fit', '--samples', join(dir, 'samples.jsonl'), '--config', join(dir, 'fit-config.json')];
+    const ok = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(ok.stderr).toMatch(/^postbalance fit: phase "vision": 6 samples: .*R² [\d.]+, residual/);
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(process.execPath, args, { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(ONE_LINE);
+    } finally {
+      closeSync(full);
+    }
+  });
+
   it('a reader that reads everything gets the whole plan and exit 0', () => {
     const r = spawnSync(process.execPath, PLAN, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     expect(r.stderr).toBe('');

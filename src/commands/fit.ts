@@ -54,7 +54,10 @@ export async function main(args: string[], io: CliIO): Promise<number> {
   }
   const text = JSON.stringify(fitted, null, 2) + '\n';
   if (f.out) await writeOutput(f.out, text, '--out');
-  else io.stdout(text);
+  else {
+    io.stdout(text);
+    await io.flushStdout?.(); // the report says the fit is done: not when the config was lost
+  }
   io.stderr(report.join('\n') + '\n');
   return 0;
 }
