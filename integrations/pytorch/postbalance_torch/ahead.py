@@ -14,6 +14,7 @@ once the plan has been broadcast).
 """
 from __future__ import annotations
 
+import numbers
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ import torch.distributed as dist
 from .exchange import SCHEDULES
 from .groups import dp_rank_size, group_ranks
 from .planner import Planner, PlannerError, compact_batch
-from .step import StepPlan, _modalities, check_config_ranks, local_meta
+from .step import StepPlan, _modalities, check_config_ranks, local_meta, raise_gathered_error
 
 __all__ = ["PlanAhead", "pipeline", "plan_ahead"]
 
@@ -149,9 +150,11 @@ def plan_ahead(
 
     Raises:
         PlannerError: as :func:`plan_step` (a bad DP group or config, before any collective;
-            a batch the planner rejects, on every rank), or loaders of different lengths on
-            the DP ranks (on every rank, at the first batch one of them lacks).
-        ValueError: a missing planner, an unknown mode or schedule, ``depth`` < 1.
+            a batch the planner rejects, or an example that is not a dict with an ``"id"`` on
+            any rank, on every rank), or loaders of different lengths on the DP ranks (on every
+            rank, at the first batch one of them lacks).
+        ValueError: a missing planner, an unknown mode or schedule, ``depth`` not an integer
+            >= 1, a negative or NaN ``timeout``.
     """
     me, size = dp_rank_size(group, rank)
     check_config_ranks(config, size)
@@ -159,8 +162,11 @@ def plan_ahead(
         raise ValueError(f"mode must be 'local' or 'broadcast', got {mode!r}")
     if schedule is not None and schedule not in SCHEDULES:
         raise ValueError(f"schedule must be 'flat' or 'node', got {schedule!r}")
-    if depth < 1:
-        raise ValueError(f"depth must be at least 1, got {depth}")
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
+        raise ValueError(f"depth must be an integer of at least 1, got {depth!r}")
+    depth = int(depth)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout >= 0):
+        raise ValueError(f"timeout must be a non-negative number of seconds or None, got {timeout!r}")
     if mode == "broadcast" and not 0 <= src < size:
         raise PlannerError(f"src {src}: the planning rank must be an index in the data-parallel group [0, {size})")
     plans_here = mode == "local" or me == src
@@ -180,11 +186,21 @@ def plan_ahead(
         except StopIteration:
             batch = None
         t = time.perf_counter()
-        mine = None if batch is None else local_meta(examples(batch), config, me)
+        try:
+            mine: Any = None if batch is None else local_meta(examples(batch), config, me)
+        except PlannerError as e:
+            if size == 1:
+                raise
+            mine = {"error": f"rank {me}: {e}"}   # raised on every rank after the all-gather
         parts: List[Any] = [mine]
         if size > 1:
             parts = [None] * size
             dist.all_gather_object(parts, mine, group=group)
+            try:
+                raise_gathered_error(parts)
+            except PlannerError:
+                ended = True
+                raise
         out = [r for r, p in enumerate(parts) if p is None]
         if out:
             ended = True

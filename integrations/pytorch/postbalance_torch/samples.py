@@ -320,6 +320,10 @@ def refit(samples: CostSamples, planner: Optional[Planner], group: Optional[dist
         PlannerError: the fit failed on some rank (its one-line message, on every rank of the
             group; nothing is installed anywhere).
     """
+    if not isinstance(samples, CostSamples):
+        raise PlannerError(f"samples: must be a CostSamples, got {repr(samples)[:60]}")
+    if ahead is not None and not isinstance(ahead, PlanAhead):
+        raise PlannerError(f"ahead: must be what plan_ahead returned, got {repr(ahead)[:60]}")
     everyone = samples.gather(group)
     fitted: Optional[Dict[str, Any]] = None
     error: Optional[str] = None

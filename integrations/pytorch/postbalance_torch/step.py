@@ -21,7 +21,7 @@ import math
 import operator
 import time
 from itertools import chain, compress, repeat
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import torch
 import torch.distributed as dist
@@ -130,19 +130,38 @@ def gather_examples(local: Sequence[Mapping[str, Any]], config: Mapping[str, Any
         that sampled it.
     """
     rank, world = _rank_world(group)
-    mine = local_meta(local, config, rank)
     if world == 1:
-        return mine
+        return local_meta(local, config, rank)
+    # A bad example on one rank is the same PlannerError on every rank, not a raise on that
+    # rank while the others wait in the all-gather.
+    try:
+        mine: Any = local_meta(local, config, rank)
+    except PlannerError as e:
+        mine = {"error": f"rank {rank}: {e}"}
     parts: List[Any] = [None] * world
     dist.all_gather_object(parts, mine, group=group)
+    raise_gathered_error(parts)
     return [e for part in parts for e in part]
+
+
+def raise_gathered_error(parts: Sequence[Any]) -> None:
+    """Raises the first rank's error among all-gathered parts (``{"error": ...}``), if any."""
+    for p in parts:
+        if isinstance(p, dict) and "error" in p:
+            raise PlannerError(p["error"])
 
 
 def local_meta(local: Sequence[Mapping[str, Any]], config: Mapping[str, Any], rank: int) -> List[Dict[str, Any]]:
     """What travels of this rank's examples: id, sampling rank, the config's modality lengths."""
     mods = _modalities(config)
     mine = []
-    for e in local:
+    if isinstance(local, (str, bytes, Mapping)) or not isinstance(local, Iterable):
+        raise PlannerError(f"examples: must be a list of example dicts, got {repr(local)[:60]}")
+    for i, e in enumerate(local):
+        if not isinstance(e, Mapping):
+            raise PlannerError(f"batch example {i}: must be a dict like {{'id': ..., 'text': 12}}, got {repr(e)[:60]}")
+        if "id" not in e:
+            raise PlannerError(f'batch example {i}: has no "id"')
         d: Dict[str, Any] = {"id": e["id"], "rank": rank}
         for m in mods:
             if e.get(m) is not None:

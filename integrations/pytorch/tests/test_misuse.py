@@ -2,18 +2,24 @@
 (PlannerError, or the ValueError the API documents), never a KeyError, IndexError, TypeError or
 AttributeError from inside; a bad timeout or config is refused before it reaches the sidecar,
 which keeps serving with the config it had; a rank outside the world is refused, not read as
-another rank's items."""
+another rank's items; a bad example on one DP rank is the same PlannerError on every rank."""
 from __future__ import annotations
 
 import copy
+import datetime
 import math
+import queue
+import traceback
 from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
 import torch
 
-from postbalance_torch import CostSamples, Planner, PlannerError, StepPlan, fit_config
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from postbalance_torch import CostSamples, Planner, PlannerError, StepPlan, fit_config, plan_ahead, plan_step, refit
 from postbalance_torch.ahead import PlanAhead
 
 CONFIG: Dict[str, Any] = {
@@ -167,3 +173,60 @@ def test_plan_ahead_set_config_refuses_a_bad_config_and_keeps_the_one_in_use() -
         with pytest.raises(PlannerError, match=message):
             ahead.set_config(config)  # type: ignore[arg-type]
     assert ahead.config == CONFIG
+
+
+def test_plan_ahead_and_refit_refuse_bad_arguments(planner: Planner) -> None:
+    one = {**CONFIG, "ranks": 1}
+    batch = [{"id": "a", "text": 5}]
+    for kwargs, message in (({"depth": "2"}, r"^depth must be an integer of at least 1, got '2'$"),
+                            ({"depth": 1.5}, r"^depth must be an integer of at least 1, got 1\.5$"),
+                            ({"depth": 0}, r"^depth must be an integer of at least 1, got 0$"),
+                            ({"timeout": -1}, r"^timeout must be a non-negative number of seconds or None, got -1$")):
+        with pytest.raises(ValueError, match=message):
+            plan_ahead([batch], one, planner, examples=lambda b: b, **kwargs)
+    for examples, message in ((lambda b: [None], r"^batch example 0: must be a dict like "),
+                              (lambda b: [{"text": 5}], r'^batch example 0: has no "id"$'),
+                              (lambda b: 5, r"^examples: must be a list of example dicts, got 5$")):
+        with pytest.raises(PlannerError, match=message):
+            next(iter(plan_ahead([batch], one, planner, examples=examples)))
+    with pytest.raises(PlannerError, match=r"^samples: must be a CostSamples, got \["):
+        refit([{"phase": "vision", "lengths": [1], "ms": 1.0}], planner)  # type: ignore[arg-type]
+    with pytest.raises(PlannerError, match=r"^ahead: must be what plan_ahead returned, got 5$"):
+        refit(CostSamples(cuda=False), planner, ahead=5)  # type: ignore[arg-type]
+    assert planner.config == CONFIG
+
+
+def _bad_example_worker(rank: int, port: int, errors: Any) -> None:
+    # A collective that waits for a rank that raised fails after 20 s, not gloo's 30 minutes.
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=20))
+    try:
+        with Planner(CONFIG, backend="cpu", timeout=60) as p:
+            # Rank 1's example has no id: rank 1 used to raise a KeyError alone, and rank 0 to wait
+            # in the all-gather until rank 1 went away (then gloo's connection error).
+            local = [{"id": "a", "text": 5}] if rank == 0 else [{"text": 7}]
+            for name, call in (("plan_ahead", lambda: next(iter(plan_ahead([local], CONFIG, p, examples=lambda b: b)))),
+                               ("plan_step", lambda: plan_step(local, CONFIG, p))):
+                try:
+                    call()
+                    errors.put((rank, name, "no error"))
+                except PlannerError as e:
+                    errors.put((rank, name, str(e)))
+    except Exception:
+        errors.put((rank, "worker", traceback.format_exc()))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_bad_example_on_one_rank_is_the_same_error_on_every_rank(free_port: int) -> None:
+    ctx = mp.get_context("spawn")
+    errors = ctx.Queue()
+    mp.start_processes(_bad_example_worker, args=(free_port, errors), nprocs=2, join=True, start_method="spawn")
+    got = []   # every process has ended: what they put is there
+    while True:
+        try:
+            got.append(errors.get(timeout=2))
+        except queue.Empty:
+            break
+    got.sort()
+    assert got == [(r, name, 'rank 1: batch example 0: has no "id"') for r in (0, 1) for name in ("plan_ahead", "plan_step")]
