@@ -52,14 +52,28 @@ def segment_lengths(value: Any) -> List[int]:
 
     Returns:
         The segment lengths as Python ints.
+
+    Raises:
+        ValueError: a length that is not a whole number (1.5 is refused, as the planner refuses
+            it; 576.0 is 576).
+        TypeError: a length that is not a number.
     """
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
-        return [operator.index(v) if not isinstance(v, float) else int(v) for v in value]
+        return [_whole(v) for v in value]
     if hasattr(value, "tolist") and getattr(value, "ndim", 1) != 0:
-        return [int(v) for v in value.tolist()]
-    return [operator.index(value) if not isinstance(value, float) else int(value)]
+        return [_whole(v) for v in value.tolist()]
+    return [_whole(value)]
+
+
+def _whole(v: Any) -> int:
+    """An integer length of any common type; a float only where it is a whole number."""
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError(f"length must be an integer, got {v!r}")
+        return int(v)
+    return operator.index(v)
 
 
 def _index(v: Any, name: str, least: int) -> int:

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from postbalance_torch import CostSamples, Planner, PlannerError, StepPlan, fit_config, plan_ahead, plan_step, refit
+from postbalance_torch import CostSamples, Planner, PlannerError, StepPlan, fit_config, plan_ahead, plan_step, refit, segment_lengths
 from postbalance_torch.ahead import PlanAhead
 
 CONFIG: Dict[str, Any] = {
@@ -110,6 +110,22 @@ def test_cost_samples_refuse_bad_arguments_naming_the_field() -> None:
     with pytest.raises(ValueError, match=r"^samples must be a sequence of sample dicts, got None$"):
         s.extend(None)  # type: ignore[arg-type]
     assert len(s) == 2   # nothing added by a refused extend
+
+
+def test_a_fractional_length_is_refused_not_truncated(planner: Planner) -> None:
+    # Whole numbers of any common type are lengths; 1.5 is refused, as the planner refuses it.
+    assert segment_lengths([576.0, np.int64(3), 2]) == [576, 3, 2]
+    assert segment_lengths(torch.tensor([4.0, 5.0])) == [4, 5] and segment_lengths(7.0) == [7]
+    for bad in (1.5, [2, 1.5], np.array([1.5]), torch.tensor([0.5])):
+        with pytest.raises(ValueError, match=r"^length must be an integer, got "):
+            segment_lengths(bad)
+    with pytest.raises(ValueError, match=r"^phase 'vision', step 0: lengths must be integers, got \[576, 1\.5\]$"):
+        CostSamples(cuda=False).record(0, "vision", [576, 1.5], 1.0)
+    # A step's examples with a fractional length: refused (they were read as 5 and 7, the plan's lengths).
+    plan = planner.plan(BATCH, format="compact")
+    assert StepPlan(plan, [dict(BATCH[0], image=np.array([5.0, 7.0])), *BATCH[1:]], CONFIG, rank=0, world_size=2).plan is plan
+    with pytest.raises(ValueError, match=r'^batch example 0, field "image": lengths must be integers, got array\(\[5\. , 7\.5\]\)$'):
+        StepPlan(plan, [dict(BATCH[0], image=np.array([5.0, 7.5])), *BATCH[1:]], CONFIG, rank=0, world_size=2)
 
 
 def re_repr(v: Any) -> str:
