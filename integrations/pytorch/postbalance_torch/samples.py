@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import operator
 import os
 import subprocess
 import tempfile
@@ -24,21 +23,9 @@ import torch.distributed as dist
 
 from .ahead import PlanAhead
 from .planner import DEFAULT_TIMEOUT, Planner, PlannerError, find_cli
-from .step import segment_lengths
+from .step import _index as _count, segment_lengths
 
 __all__ = ["CostSamples", "fit_config", "refit"]
-
-
-def _count(v: Any, name: str, least: int) -> int:
-    """An integer of any common type (int, numpy integer, 0-d integer tensor) >= ``least``, else
-    ValueError naming it."""
-    try:
-        i = operator.index(v) if not isinstance(v, bool) else None
-    except TypeError:
-        i = None
-    if i is None or i < least:
-        raise ValueError(f"{name} must be a {'non-negative' if least == 0 else 'positive'} integer, got {v!r}")
-    return i
 
 
 def _global_rank() -> Optional[int]:
