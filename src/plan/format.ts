@@ -91,9 +91,17 @@ export function toCompactPlan(result: PlanResult, config: Config): CompactPlan {
   return { format: 'compact', ranks: R, phases, stats: result.stats };
 }
 
-/** The compact form as one line of JSON: each `rank` and `microBatch` array written as a JSON array of integers. */
+/**
+ * The compact form as one line of JSON: each phase's `rank` and `microBatch` written as a JSON
+ * array of integers. They become plain arrays first: a replacer would be called for every item.
+ */
 export function formatCompactPlan(plan: CompactPlan): string {
-  return JSON.stringify(plan, (key, value) => ((key === 'rank' || key === 'microBatch') && ArrayBuffer.isView(value) ? Array.from(value as Int32Array) : value));
+  const phases = plan.phases.map((ph) => {
+    const out: Record<string, unknown> = { ...ph, rank: Array.from(ph.rank) };
+    if (ph.microBatch) out.microBatch = Array.from(ph.microBatch);
+    return out;
+  });
+  return JSON.stringify({ ...plan, phases });
 }
 
 /** Per-rank lists in item order; checks that every item is placed exactly once. */
